@@ -1,0 +1,40 @@
+# Everything a fresh machine needs, from python3 and make alone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-long lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## Run the example workflow end to end: start, pause for approval, resume, finish.
+demo: $(STAMP)
+	@CHECKPOINTFLOW_BASE_DIR=$${CHECKPOINTFLOW_BASE_DIR:-$(CURDIR)/.demo-state} \
+		PATH=$(CURDIR)/$(BIN):$$PATH sh examples/demo.sh
+
+## Lint, type check and the whole test suite (short variants of the fault tests).
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -q
+
+## The long variants of the crash, concurrency and fuzz tests.
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q -m long
+
+lint: $(STAMP)
+	$(BIN)/ruff check checkpointflow tests benchmarks
+	$(BIN)/ruff format --check checkpointflow tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## Timing harness; writes benchmarks/RESULTS.md.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .demo-state .pytest_cache .mypy_cache .ruff_cache .hypothesis

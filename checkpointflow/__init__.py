@@ -1,0 +1,3 @@
+"""checkpointflow: run YAML workflows as deterministic, resumable state machines."""
+
+__version__ = "2.0.0"

@@ -1,0 +1,190 @@
+"""The `cpf` command line: parse options, call one engine function, print its envelope.
+
+No engine logic lives here. Engine modules are imported inside each command so that
+`--version`, `--help` and `guide` start as fast as Click itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from checkpointflow import __version__
+from checkpointflow.errors import EXIT_INTERNAL, EXIT_VALIDATION, CpfError
+
+Envelope = dict[str, Any]
+
+
+def quiet_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress on stderr (also: LLM=true)."
+    )(function)
+
+
+def run_id_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--run-id", required=True, help="The run to act on.")(function)
+
+
+def input_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--input",
+        "input_text",
+        default=None,
+        help=f"{what} as inline JSON, @file.json, or - (or @-) for stdin.",
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="cpf", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Run YAML workflows as deterministic, resumable state machines.
+
+    Every command prints one JSON envelope on stdout and exits with a documented code
+    (0 done, 10 invalid, 20 runtime, 30 step failed, 40 waiting, 50 cancelled,
+    60 persistence, 70 lock conflict, 80 unsupported, 90 internal). `cpf guide` explains.
+    """
+
+
+@cli.command()
+@click.option("--file", "-f", "path", default="checkpointflow.yaml", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: str, force: bool) -> Envelope:
+    """Write a starter workflow that runs as-is."""
+    from checkpointflow import engine
+
+    return engine.init(path, force)
+
+
+@cli.command()
+@click.option("--file", "-f", "path", required=True, help="The workflow YAML file.")
+def validate(path: str) -> Envelope:
+    """Check a workflow file and report every problem at once."""
+    from checkpointflow import engine
+
+    return engine.validate(path)
+
+
+@cli.command()
+@click.option("--file", "-f", "path", required=True, help="The workflow YAML file.")
+@input_option("Workflow inputs")
+@quiet_option
+def run(path: str, input_text: str | None, quiet: bool) -> Envelope:
+    """Start a run and drive it until it waits, completes or fails."""
+    from checkpointflow import engine
+
+    return engine.run(path, input_text, quiet)
+
+
+@cli.command()
+@run_id_option
+@click.option("--event", "event_name", required=True, help="The event the run waits for.")
+@input_option("The event's data")
+@quiet_option
+def resume(run_id: str, event_name: str, input_text: str | None, quiet: bool) -> Envelope:
+    """Deliver the event a waiting run asks for, and drive it on."""
+    from checkpointflow import engine
+
+    return engine.resume(run_id, event_name, input_text, quiet)
+
+
+@cli.command()
+@run_id_option
+def status(run_id: str) -> Envelope:
+    """Where a run stands; exits with the run's own code (40 waiting, 30 failed, ...)."""
+    from checkpointflow import engine
+
+    return engine.status(run_id)
+
+
+@cli.command()
+@run_id_option
+def inspect(run_id: str) -> Envelope:
+    """A run's full state and event history."""
+    from checkpointflow import engine
+
+    return engine.inspect(run_id)
+
+
+@cli.command()
+@run_id_option
+@click.option("--reason", default=None, help="Why, for the record.")
+def cancel(run_id: str, reason: str | None) -> Envelope:
+    """Stop a waiting run for good."""
+    from checkpointflow import engine
+
+    return engine.cancel(run_id, reason)
+
+
+@cli.command()
+def guide() -> None:
+    """Print the guide: every command, step kind, field and code."""
+    from importlib import resources
+
+    text = resources.files("checkpointflow").joinpath("guide.md").read_text(encoding="utf-8")
+    click.echo(text, nl=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: exactly one envelope on stdout, and its exit code."""
+    arguments = sys.argv[1:] if argv is None else argv
+    try:
+        outcome = cli.main(args=arguments, prog_name="cpf", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        outcome = _failure(_command_name(arguments), "ERR_INTERRUPTED", "Interrupted.", 130)
+    except click.UsageError as error:
+        command = error.ctx.command.name if error.ctx and error.ctx.command else None
+        hint = f" Run `cpf {command or ''} --help`.".replace("  ", " ")
+        outcome = _failure(command or "cpf", "ERR_USAGE", error.format_message() + hint, EXIT_VALIDATION)
+    except click.ClickException as error:
+        outcome = _failure(_command_name(arguments), "ERR_USAGE", error.format_message(), EXIT_VALIDATION)
+    except CpfError as error:
+        from checkpointflow import engine
+
+        outcome = engine.report_of(error, _command_name(arguments))
+    except Exception as error:  # the last line of defence: never a traceback
+        outcome = _internal(_command_name(arguments), error)
+    if not isinstance(outcome, dict):
+        sys.exit(0)
+    _emit(outcome)
+    sys.exit(outcome["exit_code"])
+
+
+def _command_name(arguments: list[str]) -> str:
+    return next((word for word in arguments if not word.startswith("-")), "cpf")
+
+
+def _failure(command: str, code: str, message: str, exit_code: int) -> Envelope:
+    from checkpointflow import envelope
+
+    return envelope.envelope(
+        command,
+        ok=False,
+        status="failed",
+        exit_code=exit_code,
+        error={"code": code, "message": message, "step_id": None, "details": None},
+    )
+
+
+def _internal(command: str, error: Exception) -> Envelope:
+    import os
+    import traceback
+
+    if os.environ.get("CPF_DEBUG"):
+        traceback.print_exc()
+    message = f"Unexpected internal error ({type(error).__name__}: {error}). Set CPF_DEBUG=1 for details."
+    return _failure(command, "ERR_INTERNAL", message, EXIT_INTERNAL)
+
+
+def _emit(outcome: Envelope) -> None:
+    from checkpointflow import envelope
+
+    try:
+        sys.stdout.write(envelope.dumps(outcome) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass

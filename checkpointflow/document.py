@@ -1,0 +1,258 @@
+"""Workflow documents: read the file, parse YAML safely, check it, build the model.
+
+`cpf validate` reports every problem at once: the document is checked against the packaged
+JSON Schema one step at a time (so one bad step does not hide the next), then by semantic
+checks in `checks.py`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+from checkpointflow import checks, json_schema
+from checkpointflow.checks import Problem
+from checkpointflow.errors import ValidationFailure
+from checkpointflow.expressions import parse_condition
+from checkpointflow.model import (
+    AwaitEventStep,
+    CliStep,
+    EndStep,
+    PlannedStep,
+    Retry,
+    Step,
+    Transition,
+    Workflow,
+)
+
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+MAX_NODES = 1_000_000
+SCHEMA_FILE = "checkpointflow.schema.json"
+KINDS = ("cli", "await_event", "end", "api", "workflow", "switch", "foreach", "parallel")
+
+
+def max_document_bytes() -> int:
+    configured = os.environ.get("CHECKPOINTFLOW_MAX_DOCUMENT_BYTES", "")
+    return int(configured) if configured.isdigit() else DEFAULT_MAX_BYTES
+
+
+def read_document(path: str) -> bytes:
+    """The bytes of a workflow file, refusing anything that is not a regular file."""
+    limit = max_document_bytes()
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise _file_problem(path, "is a folder, not a workflow file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _file_problem(path, "is not a regular file (a pipe or a device?)")
+        if info.st_size > limit:
+            raise _too_large(path, limit)
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ValidationFailure(
+            "ERR_FILE_NOT_FOUND", f"Workflow file {path} does not exist. Check the path given to -f."
+        ) from None
+    except OSError as error:
+        raise _file_problem(path, f"cannot be read: {error.strerror}") from None
+    if len(data) > limit:
+        raise _too_large(path, limit)
+    return data
+
+
+def _file_problem(path: str, what: str) -> ValidationFailure:
+    return ValidationFailure("ERR_FILE_NOT_FOUND", f"Workflow file {path} {what}.")
+
+
+def _too_large(path: str, limit: int) -> ValidationFailure:
+    return ValidationFailure(
+        "ERR_VALIDATION_WORKFLOW",
+        f"Workflow file {path} is larger than {limit} bytes; "
+        "raise CHECKPOINTFLOW_MAX_DOCUMENT_BYTES if it really must be this big.",
+    )
+
+
+def parse_yaml(data: bytes, source: str) -> dict[str, Any]:
+    """The document as plain JSON data; YAML is loaded with the safe loader only."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValidationFailure(
+            "ERR_YAML_PARSE", f"{source} is not UTF-8 text (bad byte at offset {error.start})."
+        ) from None
+    try:
+        document = YAML(typ="safe").load(text)
+    except YAMLError as error:
+        message = str(error).replace("<unicode string>", source)
+        raise ValidationFailure("ERR_YAML_PARSE", f"{source}: invalid YAML: {message}") from None
+    except RecursionError:
+        raise ValidationFailure("ERR_YAML_PARSE", f"{source}: YAML nested too deeply.") from None
+    if not isinstance(document, dict):
+        raise ValidationFailure(
+            "ERR_VALIDATION_WORKFLOW",
+            f"{source}: a workflow document is a YAML mapping with schema_version and workflow, "
+            f"not {_yaml_type(document)}.",
+        )
+    return dict(_plain(document, source, [0]))
+
+
+def _yaml_type(value: Any) -> str:
+    return "an empty document" if value is None else f"a {type(value).__name__}"
+
+
+def _plain(value: Any, source: str, budget: list[int]) -> Any:
+    """Copy YAML data into JSON types, bounding its expanded size (alias bombs)."""
+    budget[0] += 1
+    if budget[0] > MAX_NODES:
+        raise ValidationFailure(
+            "ERR_YAML_PARSE",
+            f"{source}: the document expands to more than {MAX_NODES} values "
+            "(YAML aliases repeated too often?).",
+        )
+    if isinstance(value, dict):
+        return {str(key): _plain(item, source, budget) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item, source, budget) for item in value]
+    if isinstance(value, datetime.date | datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationFailure("ERR_YAML_PARSE", f"{source}: {value} is not a JSON number.")
+    if isinstance(value, bytes):
+        raise ValidationFailure("ERR_YAML_PARSE", f"{source}: binary values are not supported.")
+    return value
+
+
+def find_problems(document: dict[str, Any]) -> list[Problem]:
+    """Every problem in the document: structure first, then meaning."""
+    spec = json_schema.packaged(SCHEMA_FILE)
+    message = json_schema.problem(spec, document, "document")
+    if message is not None:
+        return [_schema_problem(message, None)]
+    problems: list[Problem] = []
+    for index, step in enumerate(document["workflow"]["steps"]):
+        if step["kind"] not in KINDS:
+            problems.append(
+                Problem(
+                    f"/workflow/steps/{index}/kind",
+                    f"step '{step['id']}': unknown kind '{step['kind']}' "
+                    f"(one of: {', '.join(KINDS)})",
+                    step["id"],
+                )
+            )
+            continue
+        kind_schema = {"$ref": f"#/definitions/{step['kind']}_step", **spec}
+        message = json_schema.problem(kind_schema, step, f"workflow.steps[{index}]")
+        if message is not None:
+            problems.append(_schema_problem(message, step.get("id")))
+    if problems:
+        return problems
+    return checks.find_problems(document)
+
+
+def _schema_problem(message: str, step_id: str | None) -> Problem:
+    name = message.split(" ", 1)[0]
+    path = re.sub(r"\[(\d+)\]", r"/\1", name.removeprefix("document")).replace(".", "/")
+    return Problem(path if path.startswith("/") else "/" + path, message, step_id)
+
+
+def raise_problems(problems: list[Problem], source: str) -> None:
+    if not problems:
+        return
+    first = problems[0]
+    code = first.code
+    summary = first.message if len(problems) == 1 else f"{len(problems)} problems; first: {first.message}"
+    raise ValidationFailure(
+        code,
+        f"{source}: {summary}",
+        step_id=first.step_id,
+        details={"errors": [problem.to_json() for problem in problems]},
+    )
+
+
+def build_workflow(document: dict[str, Any]) -> Workflow:
+    """The immutable model of a document that `find_problems` found no fault in."""
+    spec = document["workflow"]
+    return Workflow(
+        id=spec["id"],
+        name=spec.get("name"),
+        version=None if spec.get("version") is None else str(spec["version"]),
+        description=spec.get("description"),
+        inputs_schema=spec.get("inputs"),
+        steps=tuple(_build_step(step) for step in spec["steps"]),
+        default_shell=spec.get("defaults", {}).get("shell"),
+    )
+
+
+def _build_step(spec: dict[str, Any]) -> Step:
+    common: dict[str, Any] = {
+        "id": spec["id"],
+        "kind": spec["kind"],
+        "name": spec.get("name"),
+        "condition": parse_condition(spec["if"]) if "if" in spec else None,
+        "transitions": tuple(
+            Transition(parse_condition(t["when"]) if "when" in t else None, t["next"])
+            for t in spec.get("transitions", ())
+        ),
+        "timeout_seconds": spec.get("timeout_seconds"),
+        "retry": Retry(**spec.get("retry", {})),
+    }
+    kind = spec["kind"]
+    if kind == "cli":
+        return CliStep(
+            **common,
+            command=join_command(spec["command"]),
+            shell=spec.get("shell"),
+            cwd=spec.get("cwd"),
+            env=tuple((name, _text(value)) for name, value in spec.get("env", {}).items()),
+            outputs_schema=spec.get("outputs"),
+            success_exit_codes=frozenset(spec.get("success", {}).get("exit_codes", [0])),
+        )
+    if kind == "await_event":
+        instructions = spec.get("instructions")
+        return AwaitEventStep(
+            **common,
+            audience=spec["audience"],
+            event_name=spec["event_name"],
+            input_schema=spec["input_schema"],
+            prompt=spec.get("prompt"),
+            summary=spec.get("summary"),
+            instructions=None if instructions is None else tuple(instructions),
+        )
+    if kind == "end":
+        return EndStep(**common, result=spec.get("result"))
+    return PlannedStep(**common)
+
+
+def join_command(command: str | list[str]) -> str:
+    """A list command is its items joined by single spaces, each item a template as-is."""
+    return command if isinstance(command, str) else " ".join(command)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def load_workflow(path: str) -> tuple[Workflow, bytes]:
+    """Read, parse, check and build; raises one ValidationFailure listing every problem."""
+    data = read_document(path)
+    return workflow_from_bytes(data, path), data
+
+
+def workflow_from_bytes(data: bytes, source: str) -> Workflow:
+    document = parse_yaml(data, source)
+    raise_problems(find_problems(document), source)
+    return build_workflow(document)
+
+
+def absolute(path: str) -> str:
+    return str(Path(path).resolve())

@@ -1,0 +1,258 @@
+"""The driver: the only loop with I/O.
+
+For each event it asks the interpreter what happens next, appends the event to the run's
+log, checkpoints the state now and then, performs the effects the interpreter asked for
+and turns their outcomes into the next events, until the run waits or finishes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from checkpointflow import document, effects, json_schema, store
+from checkpointflow.cache import DiskCache
+from checkpointflow.errors import InternalFailure
+from checkpointflow.interpreter import advance, replay
+from checkpointflow.model import Workflow
+from checkpointflow.progress import Progress
+from checkpointflow.state import (
+    RUNNING,
+    Effect,
+    Event,
+    EventReceived,
+    RunCancelled,
+    RunStarted,
+    RunState,
+    StepFinished,
+    event_from_record,
+    event_to_record,
+    state_from_json,
+    state_to_json,
+)
+
+CHECKPOINT_EVERY_EVENTS = 100
+CHECKPOINT_EVERY_SECONDS = 2.0
+DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+STDERR_TAIL_BYTES = 2000
+
+
+def now() -> str:
+    """The time recorded in events: UTC, milliseconds, ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def max_output_bytes() -> int:
+    configured = os.environ.get("CHECKPOINTFLOW_MAX_OUTPUT_BYTES", "")
+    return int(configured) if configured.isdigit() else DEFAULT_MAX_OUTPUT_BYTES
+
+
+def prepare(root: Path) -> None:
+    """Let schema checks reuse code compiled by earlier commands."""
+    json_schema.use_code_cache(DiskCache(root / "cache" / "schemas", ".py"))
+
+
+def load_workflow_file(root: Path, path: str) -> tuple[Workflow, bytes]:
+    data = document.read_document(path)
+    return workflow_from_bytes(root, data, path), data
+
+
+def workflow_from_bytes(root: Path, data: bytes, source: str) -> Workflow:
+    """Parse and check a document, reusing the result for bytes checked before."""
+    cache = DiskCache(root / "cache" / "documents", ".json")
+    key = hashlib.sha256(data).hexdigest()
+    cached = cache.load(key)
+    if cached is not None:
+        return document.build_workflow(json.loads(cached))
+    parsed = document.parse_yaml(data, source)
+    document.raise_problems(document.find_problems(parsed), source)
+    cache.save(key, json.dumps(parsed))
+    return document.build_workflow(parsed)
+
+
+class Session:
+    """One command's hold on one run: its folder, log, workflow and checkpoint pacing."""
+
+    def __init__(self, folder: store.RunFolder, workflow: Workflow, progress: Progress) -> None:
+        self.folder = folder
+        self.workflow = workflow
+        self.progress = progress
+        self.log = store.EventLog(folder)
+        self.unsaved_events = 0
+        self.saved_at = time.monotonic()
+
+    def apply(self, state: RunState | None, event: Event) -> tuple[RunState, tuple[Effect, ...]]:
+        """Decide, then record: a refused event leaves no trace."""
+        state, work = advance(self.workflow, state, event)
+        self.log.append(event_to_record(event, state.seq, store.EVENT_SCHEMA))
+        self.unsaved_events += 1
+        if (
+            self.unsaved_events >= CHECKPOINT_EVERY_EVENTS
+            or time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_SECONDS
+        ):
+            self.checkpoint(state)
+        return state, work
+
+    def checkpoint(self, state: RunState) -> None:
+        store.write_state(self.folder, {**state_to_json(state), "log_offset": self.log.offset})
+        self.unsaved_events = 0
+        self.saved_at = time.monotonic()
+
+    def drive(self, state: RunState, work: tuple[Effect, ...]) -> RunState:
+        """Perform effects and feed their outcomes back until the run waits or finishes."""
+        try:
+            while work:
+                for effect in work:
+                    state, work = self.apply(state, self.perform(effect))
+            self.checkpoint(state)
+        finally:
+            self.log.close()
+        self.progress.run_settled(state)
+        return state
+
+    def perform(self, effect: Effect) -> StepFinished:
+        stdout, stderr = self.folder.output_files(effect.step_id, effect.attempt)
+        self.progress.step_started(effect)
+        outcome = effects.perform(effect, self.folder.path / stdout, self.folder.path / stderr)
+        output, problem = None, None
+        if outcome.failure is None and not outcome.timed_out:
+            output, problem = self.read_output(stdout, effect.parse_stdout)
+        event = StepFinished(
+            step_id=effect.step_id,
+            attempt=effect.attempt,
+            exit_code=outcome.exit_code,
+            timed_out=outcome.timed_out,
+            duration_ms=outcome.duration_ms,
+            failure=outcome.failure,
+            stdout=stdout,
+            stderr=stderr,
+            output=output,
+            output_problem=problem,
+            stderr_tail=store.read_output_tail(self.folder, stderr, STDERR_TAIL_BYTES),
+            at=now(),
+        )
+        self.progress.step_finished(event)
+        return event
+
+    def read_output(self, relative: str, required: bool) -> tuple[Any, str | None]:
+        """Parse stdout as JSON: required for steps with `outputs`, opportunistic otherwise."""
+        limit = max_output_bytes()
+        data, truncated = store.read_output_file(self.folder, relative, limit)
+        if truncated:
+            return None, f"is larger than {limit} bytes (CHECKPOINTFLOW_MAX_OUTPUT_BYTES)"
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return None, f"is not UTF-8 text (bad byte at offset {error.start})"
+        try:
+            return json.loads(text), None
+        except RecursionError:
+            return None, "is JSON nested too deeply"
+        except ValueError as error:
+            return None, f"is not valid JSON ({error})" if text.strip() else "is empty"
+
+
+def start_run(
+    root: Path, path: str, inputs: Any, progress: Progress
+) -> tuple[RunState, list[str]]:
+    workflow, data = load_workflow_file(root, path)
+    event = RunStarted(
+        run_id=store.new_run_id(datetime.now(UTC)),
+        workflow_id=workflow.id,
+        workflow_version=workflow.version,
+        workflow_sha256=hashlib.sha256(data).hexdigest(),
+        workflow_path=document.absolute(path),
+        inputs=inputs,
+        at=now(),
+    )
+    state, work = advance(workflow, None, event)
+    folder = store.create_run(root, event.run_id, data)
+    with store.locked(folder):
+        session = Session(folder, workflow, progress)
+        state, work = session.apply(None, event)
+        session.checkpoint(state)
+        return session.drive(state, work), []
+
+
+def resume_run(
+    root: Path, run_id: str, event_name: str, payload: Any, progress: Progress
+) -> RunState:
+    folder = store.find_run(root, run_id)
+    with store.locked(folder):
+        state = load_state(root, folder)
+        workflow = snapshot_workflow(root, folder)
+        session = Session(folder, workflow, progress)
+        try:
+            state, work = session.apply(state, EventReceived(event_name, payload, now()))
+        except BaseException:
+            session.log.close()
+            raise
+        return session.drive(state, work)
+
+
+def cancel_run(root: Path, run_id: str, reason: str | None, progress: Progress) -> RunState:
+    folder = store.find_run(root, run_id)
+    with store.locked(folder):
+        state = load_state(root, folder)
+        session = Session(folder, snapshot_workflow(root, folder), progress)
+        try:
+            state, _ = session.apply(state, RunCancelled(reason, now()))
+            session.checkpoint(state)
+        finally:
+            session.log.close()
+        return state
+
+
+def snapshot_workflow(root: Path, folder: store.RunFolder) -> Workflow:
+    """The workflow the run started with, from its own folder."""
+    try:
+        data = folder.workflow_file.read_bytes()
+    except OSError as error:
+        raise InternalFailure(
+            "ERR_PERSISTENCE",
+            f"The run's workflow snapshot {folder.workflow_file} cannot be read: {error.strerror}.",
+        ) from None
+    return workflow_from_bytes(root, data, str(folder.workflow_file))
+
+
+def load_state(root: Path, folder: store.RunFolder) -> RunState:
+    """The checkpoint plus any events logged after it (a crash between the two)."""
+    data = store.read_state(folder)
+    offset = int(data.pop("log_offset", 0)) if data else 0
+    state = state_from_json(data) if data else None
+    records, _ = store.read_events(folder, offset)
+    seq = state.seq if state else 0
+    tail = [event_from_record(record) for record in records if record["seq"] > seq]
+    if tail:
+        state = replay(snapshot_workflow(root, folder), tail, state)
+    if state is None:
+        raise InternalFailure("ERR_PERSISTENCE", f"Run {folder.run_id} has no recorded events.")
+    return state
+
+
+def workflow_changed(state: RunState) -> str | None:
+    """A warning when the file the run started from is gone or differs from the snapshot."""
+    if not state.workflow_path:
+        return None
+    try:
+        digest = hashlib.sha256(Path(state.workflow_path).read_bytes()).hexdigest()
+    except OSError:
+        return (
+            f"The workflow file {state.workflow_path} is gone; the run continues from the "
+            "snapshot in its folder."
+        )
+    if digest != state.workflow_sha256:
+        return (
+            f"The workflow file {state.workflow_path} changed since the run started; the run "
+            "continues from the snapshot in its folder."
+        )
+    return None
+
+
+def is_running(state: RunState) -> bool:
+    return state.status == RUNNING

@@ -1,0 +1,103 @@
+"""Effects: plain data for work in the outside world, and the code that performs it.
+
+The interpreter returns effects; the driver hands each to `perform` and feeds the outcome
+back as an event. This is the only module that starts processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import attrs
+
+from checkpointflow.shell import value_variable
+from checkpointflow.state import RunCommand
+
+GRACE_SECONDS = 2.0
+
+
+@attrs.frozen
+class CommandOutcome:
+    exit_code: int | None
+    timed_out: bool
+    duration_ms: int
+    failure: str | None  # the process could not be started, and why
+
+
+def perform(effect: RunCommand, stdout_path: Path, stderr_path: Path) -> CommandOutcome:
+    """Run the command to completion (or timeout) with its output streamed to files."""
+    if effect.delay_seconds > 0:
+        time.sleep(effect.delay_seconds)
+    environment = dict(os.environ)
+    environment.update(effect.env)
+    environment.update({value_variable(i): v for i, v in enumerate(effect.values, 1)})
+    problem = _unsendable(environment, effect)
+    started = time.monotonic()
+    stdout_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+        if problem:
+            stderr.write(problem.encode() + b"\n")
+            return CommandOutcome(None, False, 0, problem)
+        try:
+            process = subprocess.Popen(
+                [*effect.shell, "-c", effect.script],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=effect.cwd,
+                env=environment,
+                start_new_session=True,
+            )
+        except OSError as error:
+            reason = _start_failure(error, effect)
+            stderr.write(reason.encode() + b"\n")
+            return CommandOutcome(None, False, _since(started), reason)
+        exit_code, timed_out = _wait(process, effect.timeout_seconds)
+    return CommandOutcome(exit_code, timed_out, _since(started), None)
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float | None) -> tuple[int | None, bool]:
+    try:
+        return process.wait(timeout=timeout), False
+    except subprocess.TimeoutExpired:
+        _kill_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _kill_group(process, signal.SIGKILL)
+            process.wait()
+        return None, True
+    except BaseException:
+        _kill_group(process, signal.SIGKILL)
+        process.wait()
+        raise
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _unsendable(environment: dict[str, str], effect: RunCommand) -> str | None:
+    for name, value in environment.items():
+        if "\0" in value or "\0" in name:
+            return f"step '{effect.step_id}': a value for {name} contains a NUL byte"
+    if "\0" in effect.script or (effect.cwd and "\0" in effect.cwd):
+        return f"step '{effect.step_id}': the command or cwd contains a NUL byte"
+    return None
+
+
+def _start_failure(error: OSError, effect: RunCommand) -> str:
+    if effect.cwd and not os.path.isdir(effect.cwd):
+        return f"step '{effect.step_id}': cwd {effect.cwd!r} is not an existing folder"
+    return f"step '{effect.step_id}': could not start {effect.shell[0]!r}: {error.strerror}"
+
+
+def _since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)

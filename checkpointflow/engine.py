@@ -1,0 +1,174 @@
+"""One function per command: plain arguments in, an envelope out.
+
+The CLI calls exactly one of these; they find the state root, call the driver or the store,
+and shape the answer. A refused command reports what it knows about the run it touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from checkpointflow import driver, envelope, store
+from checkpointflow.errors import CpfError, ValidationFailure
+from checkpointflow.progress import progress_for
+from checkpointflow.state import RunState, state_to_json
+
+Envelope = dict[str, Any]
+DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+def _root() -> Path:
+    root = store.state_root()
+    driver.prepare(root)
+    return root
+
+
+def init(path: str, force: bool) -> Envelope:
+    target = Path(path)
+    if target.exists() and not force:
+        raise ValidationFailure(
+            "ERR_FILE_EXISTS", f"{path} already exists; pass --force to overwrite it."
+        )
+    template = resources.files("checkpointflow").joinpath("templates/workflow.yaml").read_bytes()
+    with store.persisting(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(template)
+    return envelope.envelope(
+        "init", ok=True, status="completed", exit_code=0, result={"file": str(target)}
+    )
+
+
+def validate(path: str) -> Envelope:
+    workflow, _ = driver.load_workflow_file(_root(), path)
+    run = {"workflow_id": workflow.id, "workflow_version": workflow.version}
+    return envelope.envelope(
+        "validate",
+        ok=True,
+        status="valid",
+        exit_code=0,
+        run=run,
+        result={"valid": True, "file": path, "steps": len(workflow.steps)},
+    )
+
+
+def run(path: str, input_text: str | None, quiet: bool) -> Envelope:
+    inputs = read_json_input(input_text, "ERR_VALIDATION_INPUT", "--input")
+    state, warnings = driver.start_run(_root(), path, inputs, progress_for(quiet))
+    return envelope.for_run("run", state_to_json(state), warnings=warnings)
+
+
+def resume(run_id: str, event_name: str, input_text: str | None, quiet: bool) -> Envelope:
+    root = _root()
+    payload = read_json_input(input_text, "ERR_VALIDATION_EVENT_INPUT", "--input")
+    with _reporting_run("resume", root, run_id):
+        state = driver.resume_run(root, run_id, event_name, payload, progress_for(quiet))
+    return envelope.for_run("resume", state_to_json(state))
+
+
+def cancel(run_id: str, reason: str | None) -> Envelope:
+    root = _root()
+    with _reporting_run("cancel", root, run_id):
+        state = driver.cancel_run(root, run_id, reason, progress_for(True))
+    return envelope.for_run("cancel", state_to_json(state))
+
+
+def status(run_id: str) -> Envelope:
+    state = _load(_root(), run_id)
+    warning = driver.workflow_changed(state)
+    return envelope.for_run("status", state_to_json(state), warnings=[warning] if warning else [])
+
+
+def inspect(run_id: str) -> Envelope:
+    root = _root()
+    state = _load(root, run_id)
+    folder = store.find_run(root, run_id)
+    records, _ = store.read_events(folder)
+    run = state_to_json(state)
+    details = {"run_folder": str(folder.path), "state": run, "events": records}
+    return envelope.for_run("inspect", run, result=details)
+
+
+def _load(root: Path, run_id: str) -> RunState:
+    return driver.load_state(root, store.find_run(root, run_id))
+
+
+@contextmanager
+def _reporting_run(command: str, root: Path, run_id: str) -> Iterator[None]:
+    """Let a refused command say where the run stands, so the caller can try again."""
+    try:
+        yield
+    except CpfError as error:
+        try:
+            run = state_to_json(_load(root, run_id))
+        except CpfError:
+            raise error from None
+        raise _Reported(envelope.for_error(command, error, run)) from None
+
+
+class _Reported(CpfError):
+    """A refusal whose envelope is already built."""
+
+    def __init__(self, report: Envelope) -> None:
+        failure = report["error"]
+        super().__init__(failure["code"], failure["message"], step_id=failure["step_id"])
+        self.report = report
+        self.exit_code = report["exit_code"]
+
+
+def report_of(error: CpfError, command: str) -> Envelope:
+    if isinstance(error, _Reported):
+        return error.report
+    return envelope.for_error(command, error)
+
+
+def read_json_input(text: str | None, code: str, option: str) -> Any:
+    """`--input`: inline JSON, `@file`, or `-`/`@-` for stdin. Absent means {}."""
+    if text is None:
+        return {}
+    source = option
+    if text in ("-", "@-"):
+        text, source = _read_limited(sys.stdin.buffer, "standard input"), "standard input"
+    elif text.startswith("@"):
+        source = text[1:]
+        try:
+            with open(source, "rb") as handle:
+                text = _read_limited(handle, source)
+        except FileNotFoundError:
+            raise ValidationFailure(
+                "ERR_FILE_NOT_FOUND", f"Input file {source} (from {option} @{source}) does not exist."
+            ) from None
+        except IsADirectoryError:
+            raise ValidationFailure("ERR_FILE_NOT_FOUND", f"Input file {source} is a folder.") from None
+        except OSError as error:
+            raise ValidationFailure(
+                "ERR_FILE_NOT_FOUND", f"Input file {source} cannot be read: {error.strerror}."
+            ) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValidationFailure(code, f"{source} is JSON nested too deeply.") from None
+    except ValueError as error:
+        raise ValidationFailure(code, f"{source} is not valid JSON: {error}.") from None
+
+
+def _read_limited(handle: Any, source: str) -> str:
+    limit = int(os.environ.get("CHECKPOINTFLOW_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES))
+    data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValidationFailure(
+            "ERR_VALIDATION_INPUT",
+            f"{source} is larger than {limit} bytes (CHECKPOINTFLOW_MAX_INPUT_BYTES).",
+        )
+    try:
+        return str(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValidationFailure(
+            "ERR_VALIDATION_INPUT", f"{source} is not UTF-8 (bad byte at offset {error.start})."
+        ) from None

@@ -1,0 +1,135 @@
+"""The envelope: the one JSON object every command prints on stdout.
+
+Every key is always present (null when it does not apply), so `jq .run_id` and
+`envelope["wait"]` work the same for every command and every outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from checkpointflow.errors import (
+    EXIT_CANCELLED,
+    EXIT_OK,
+    EXIT_WAITING,
+    CpfError,
+    exit_code_for,
+)
+
+SCHEMA_VERSION = "checkpointflow-run/v1"
+RESUME_INSTRUCTIONS = (
+    "Ask the audience named in `audience` for the input described by `prompt`.",
+    "Collect a JSON value that matches `input_schema`.",
+    "Run `resume.command` with that JSON in the file it names (or pass it inline to --input).",
+)
+
+
+def envelope(
+    command: str,
+    *,
+    ok: bool,
+    status: str,
+    exit_code: int,
+    run: dict[str, Any] | None = None,
+    result: Any = None,
+    error: dict[str, Any] | None = None,
+    wait: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    run = run or {}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ok": ok,
+        "command": command,
+        "status": status,
+        "exit_code": exit_code,
+        "run_id": run.get("run_id"),
+        "workflow_id": run.get("workflow_id"),
+        "workflow_version": run.get("workflow_version"),
+        "current_step_id": run.get("current_step_id"),
+        "result": result,
+        "error": error,
+        "wait": wait,
+        "warnings": warnings or [],
+    }
+
+
+def run_exit_code(status: str, error: dict[str, Any] | None) -> int:
+    """The exit code that reports a run in this status (status, inspect and friends)."""
+    if status == "waiting":
+        return EXIT_WAITING
+    if status == "cancelled":
+        return EXIT_CANCELLED
+    if status == "failed":
+        return exit_code_for(error["code"] if error else "")
+    return EXIT_OK
+
+
+def for_run(
+    command: str,
+    run: dict[str, Any],
+    *,
+    result: Any = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    """Report a run (a state as JSON): completed, waiting, failed, cancelled or running."""
+    status = run["status"]
+    exit_code = run_exit_code(status, run.get("error"))
+    return envelope(
+        command,
+        ok=status in ("completed", "waiting", "running"),
+        status=status,
+        exit_code=exit_code,
+        run=run,
+        result=run.get("result") if result is None else result,
+        error=run.get("error") if status == "failed" else None,
+        wait=wait_block(run) if status == "waiting" else None,
+        warnings=warnings,
+    )
+
+
+def wait_block(run: dict[str, Any]) -> dict[str, Any] | None:
+    wait = run.get("wait")
+    if not wait:
+        return None
+    instructions = wait.get("instructions") or list(RESUME_INSTRUCTIONS)
+    return {
+        "kind": "external_event",
+        "step_id": wait["step_id"],
+        "audience": wait["audience"],
+        "event_name": wait["event_name"],
+        "prompt": wait.get("prompt"),
+        "summary": wait.get("summary"),
+        "input_schema": wait.get("input_schema"),
+        "instructions": instructions,
+        "since": wait.get("since"),
+        "resume": {"command": resume_command(run["run_id"], wait["event_name"])},
+    }
+
+
+def resume_command(run_id: str, event_name: str) -> str:
+    return (
+        f"cpf resume --run-id {shlex.quote(run_id)} --event {shlex.quote(event_name)} "
+        "--input @response.json"
+    )
+
+
+def for_error(
+    command: str, error: CpfError, run: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Report a refused or failed command; `run` adds what is known about the run."""
+    return envelope(
+        command,
+        ok=False,
+        status=(run or {}).get("status") or "failed",
+        exit_code=error.exit_code,
+        run=run,
+        error=error.to_json(),
+        wait=wait_block(run) if run and run.get("status") == "waiting" else None,
+    )
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -1,0 +1,133 @@
+"""JSON Schema checks, compiled once and kept off the start-up path.
+
+Schemas are compiled to Python source by fastjsonschema. The source is cached in memory
+for the process and, when the driver provides one, in a code cache on disk, so a command
+that checks the same schema again never imports or runs the compiler. Remote `$ref`s are
+refused: a workflow document never makes the validator reach the network or the disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, Protocol
+
+Validator = Callable[..., Any]
+
+_IMPORT_LINE = "from fastjsonschema import"
+_ENTRY = re.compile(r"^def (\w+)\(", re.MULTILINE)  # the first function is the entry point
+
+
+class SchemaViolation(Exception):
+    """Raised by compiled validators; carries fastjsonschema's message."""
+
+    def __init__(self, message: str, value: Any = None, name: Any = None, **_: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name
+
+
+class SchemaDefinitionProblem(Exception):
+    """The schema itself is not a usable JSON Schema."""
+
+
+class CodeCache(Protocol):
+    def load(self, key: str) -> str | None: ...
+
+    def save(self, key: str, code: str) -> None: ...
+
+
+_compiled: dict[str, Validator] = {}
+_code_cache: CodeCache | None = None
+
+
+def use_code_cache(cache: CodeCache | None) -> None:
+    global _code_cache
+    _code_cache = cache
+
+
+def schema_key(schema: Any) -> str:
+    canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def validator(schema: Any) -> Validator:
+    """A compiled check for `schema`; raises SchemaDefinitionProblem for a broken schema."""
+    key = schema_key(schema)
+    compiled = _compiled.get(key)
+    if compiled is None:
+        code = _code_cache.load(key) if _code_cache else None
+        if code is None:
+            code = _generate(schema)
+            if _code_cache:
+                _code_cache.save(key, code)
+        compiled = _load(code)
+        _compiled[key] = compiled
+    return compiled
+
+
+def problem(schema: Any, value: Any, name: str) -> str | None:
+    """Why `value` does not match `schema` (the first problem found), or None."""
+    return checked(schema, value, name)[1]
+
+
+def checked(schema: Any, value: Any, name: str) -> tuple[Any, str | None]:
+    """`value` with the schema's `default`s filled in, and why it does not match, or None.
+
+    The caller's value is never modified.
+    """
+    try:
+        return validator(schema)(copy.deepcopy(value), {}, name), None
+    except SchemaViolation as violation:
+        return value, violation.message
+    except RecursionError:
+        return value, f"{name} is nested too deeply to check"
+
+
+def definition_problem(schema: Any) -> str | None:
+    """Why `schema` cannot be used as a JSON Schema, or None."""
+    try:
+        validator(schema)
+    except SchemaDefinitionProblem as error:
+        return str(error)
+    return None
+
+
+def _refuse_remote(uri: str) -> Any:
+    raise SchemaDefinitionProblem(f"remote $ref {uri!r} is not allowed; inline the schema")
+
+
+def _generate(schema: Any) -> str:
+    import fastjsonschema
+
+    handlers = {scheme: _refuse_remote for scheme in ("http", "https", "file", "ftp", "")}
+    try:
+        return str(fastjsonschema.compile_to_code(schema, handlers=handlers))
+    except SchemaDefinitionProblem:
+        raise
+    except Exception as error:  # the compiler raises many kinds for a bad schema
+        raise SchemaDefinitionProblem(f"not a valid JSON Schema: {error}") from None
+
+
+def _load(code: str) -> Validator:
+    source = "\n".join(line for line in code.splitlines() if not line.startswith(_IMPORT_LINE))
+    namespace: dict[str, Any] = {
+        "JsonSchemaValueException": SchemaViolation,
+        "JsonSchemaValuesException": SchemaViolation,
+    }
+    exec(compile(source, "<compiled schema>", "exec"), namespace)
+    entry = _ENTRY.search(source)
+    if entry is None:
+        raise SchemaDefinitionProblem("the schema compiler produced no validator")
+    validate: Validator = namespace[entry.group(1)]
+    return validate
+
+
+def packaged(name: str) -> Any:
+    """One of the JSON Schemas shipped in `schemas/`."""
+    text = resources.files("checkpointflow.schemas").joinpath(name).read_text(encoding="utf-8")
+    return json.loads(text)

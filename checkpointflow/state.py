@@ -1,0 +1,187 @@
+"""The data the interpreter reads and writes: run state, events and effects.
+
+All records are frozen; the interpreter changes them only through `attrs.evolve`. Each
+converts to and from the plain JSON that lives in `state.json` and `events.jsonl`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+STATE_SCHEMA = "checkpointflow-state/v1"
+
+# Run statuses.
+RUNNING = "running"
+WAITING = "waiting"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
+
+JSON = Any
+
+
+# --- effects: work the interpreter asks the driver to do ----------------------------------
+
+
+@attrs.frozen
+class RunCommand:
+    """Run `script` with `shell -c`; interpolated values travel as environment variables."""
+
+    step_id: str
+    attempt: int
+    script: str
+    shell: tuple[str, ...]
+    values: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    cwd: str | None
+    timeout_seconds: float | None
+    delay_seconds: float
+    parse_stdout: bool
+
+
+Effect = RunCommand
+
+
+# --- events: everything that happens to a run, in the order it happened --------------------
+
+
+@attrs.frozen
+class RunStarted:
+    run_id: str
+    workflow_id: str
+    workflow_version: str | None
+    workflow_sha256: str
+    workflow_path: str | None
+    inputs: JSON
+    at: str
+
+
+@attrs.frozen
+class StepFinished:
+    """The outcome of one command attempt, as the driver observed it."""
+
+    step_id: str
+    attempt: int
+    exit_code: int | None
+    timed_out: bool
+    duration_ms: int
+    failure: str | None  # could not start, and why
+    stdout: str  # paths relative to the run folder
+    stderr: str
+    output: JSON  # parsed stdout when the step declares outputs
+    output_problem: str | None  # why stdout could not be parsed
+    stderr_tail: str
+    at: str
+
+
+@attrs.frozen
+class EventReceived:
+    event_name: str
+    input: JSON
+    at: str
+
+
+@attrs.frozen
+class RunCancelled:
+    reason: str | None
+    at: str
+
+
+Event = RunStarted | StepFinished | EventReceived | RunCancelled
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    "run_started": RunStarted,
+    "step_finished": StepFinished,
+    "event_received": EventReceived,
+    "run_cancelled": RunCancelled,
+}
+_TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
+
+
+def event_to_record(event: Event, seq: int, schema: str) -> dict[str, Any]:
+    payload = attrs.asdict(event)
+    at = payload.pop("at")
+    return {
+        "schema_version": schema,
+        "seq": seq,
+        "type": _TYPE_NAMES[type(event)],
+        "at": at,
+        "payload": payload,
+    }
+
+
+def event_from_record(record: dict[str, Any]) -> Event:
+    cls = EVENT_TYPES[record["type"]]
+    return cls(**record["payload"], at=record["at"])
+
+
+# --- state --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Attempt:
+    attempt: int
+    exit_code: int | None
+    timed_out: bool
+    duration_ms: int
+    stdout: str
+    stderr: str
+    error: JSON
+    finished_at: str
+
+
+@attrs.frozen
+class StepRecord:
+    """The latest visit of one step; earlier visits live in the event log."""
+
+    status: str
+    visits: int = 0
+    executions: int = 0  # command attempts over all visits; numbers the output files
+    attempts: tuple[Attempt, ...] = ()  # this visit's attempts
+    outputs: JSON = None
+    error: JSON = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+@attrs.frozen
+class RunState:
+    run_id: str
+    workflow_id: str
+    workflow_version: str | None
+    workflow_sha256: str
+    workflow_path: str | None
+    status: str
+    inputs: JSON
+    created_at: str
+    updated_at: str
+    seq: int
+    current_step_id: str | None = None
+    steps: dict[str, StepRecord] = attrs.field(factory=dict)
+    wait: JSON = None
+    result: JSON = None
+    error: JSON = None
+    cancel_reason: str | None = None
+
+
+def state_to_json(state: RunState) -> dict[str, Any]:
+    data = attrs.asdict(state)
+    data["schema_version"] = STATE_SCHEMA
+    return data
+
+
+def state_from_json(data: dict[str, Any]) -> RunState:
+    fields = {name: data[name] for name in attrs.fields_dict(RunState) if name in data}
+    fields["steps"] = {
+        step_id: StepRecord(
+            **{
+                **record,
+                "attempts": tuple(Attempt(**attempt) for attempt in record["attempts"]),
+            }
+        )
+        for step_id, record in data.get("steps", {}).items()
+    }
+    return RunState(**fields)

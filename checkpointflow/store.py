@@ -1,0 +1,278 @@
+"""The store: one plain folder per run under the state root. Nothing else knows the layout.
+
+    <root>/runs/<run_id>/
+        state.json     checkpoint of the run, replaced atomically
+        events.jsonl   append-only log, one JSON object per line
+        workflow.yaml  byte copy of the workflow document the run started from
+        steps/<step_id>/<attempt>.stdout|.stderr
+        lock           target of flock, held by the one process advancing the run
+
+Every write that can fail becomes `ERR_PERSISTENCE` (exit 60) with the path and the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import attrs
+
+from checkpointflow.errors import LockConflict, PersistenceFailure, RuntimeFailure
+
+EVENT_SCHEMA = "checkpointflow-event/v1"
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+STATE_FILE = "state.json"
+EVENTS_FILE = "events.jsonl"
+WORKFLOW_FILE = "workflow.yaml"
+
+
+def state_root() -> Path:
+    """`CHECKPOINTFLOW_BASE_DIR`, or `~/.checkpointflow`."""
+    configured = os.environ.get("CHECKPOINTFLOW_BASE_DIR")
+    return Path(configured) if configured else Path.home() / ".checkpointflow"
+
+
+def durable() -> bool:
+    """fsync every write unless `CHECKPOINTFLOW_FSYNC=0` trades durability for speed."""
+    return os.environ.get("CHECKPOINTFLOW_FSYNC", "1") != "0"
+
+
+def new_run_id(now: datetime) -> str:
+    """Sorts by start time, is safe as a file name, and cannot collide in practice."""
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(5)}"
+
+
+@attrs.frozen
+class RunFolder:
+    run_id: str
+    path: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / STATE_FILE
+
+    @property
+    def events_file(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    @property
+    def workflow_file(self) -> Path:
+        return self.path / WORKFLOW_FILE
+
+    def output_files(self, step_id: str, attempt: int) -> tuple[str, str]:
+        """Paths, relative to the run folder, of one attempt's captured stdout and stderr."""
+        return f"steps/{step_id}/{attempt}.stdout", f"steps/{step_id}/{attempt}.stderr"
+
+
+def _runs_dir(root: Path) -> Path:
+    return root / "runs"
+
+
+def create_run(root: Path, run_id: str, workflow_bytes: bytes) -> RunFolder:
+    """Make the folder of a new run and put the workflow snapshot in it."""
+    folder = RunFolder(run_id, _runs_dir(root) / run_id)
+    with persisting(folder.path):
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(20, "the state root is not a folder", str(root))
+        _runs_dir(root).mkdir(parents=True, exist_ok=True)
+        folder.path.mkdir()
+        write_file_atomically(folder.workflow_file, workflow_bytes)
+    return folder
+
+
+def find_run(root: Path, run_id: str) -> RunFolder:
+    """The folder of an existing run; an id that is not a valid id is never used as a path."""
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise RuntimeFailure(
+            "ERR_RUN_NOT_FOUND",
+            f"No run with id {run_id[:200]!r}: run ids are letters, digits, '_' and '-'.",
+        )
+    folder = RunFolder(run_id, _runs_dir(root) / run_id)
+    if not (folder.events_file.is_file() or folder.state_file.is_file()):
+        raise RuntimeFailure(
+            "ERR_RUN_NOT_FOUND",
+            f"No run with id {run_id!r} under {_runs_dir(root)}. "
+            "Check the id and CHECKPOINTFLOW_BASE_DIR.",
+        )
+    return folder
+
+
+@contextlib.contextmanager
+def persisting(path: Path) -> Iterator[None]:
+    """Turn any OS error while touching `path` into ERR_PERSISTENCE."""
+    try:
+        yield
+    except OSError as error:
+        where = error.filename or path
+        reason = error.strerror or str(error)
+        raise PersistenceFailure(
+            "ERR_PERSISTENCE",
+            f"Could not write {where}: {reason}. "
+            "Check that the state root (CHECKPOINTFLOW_BASE_DIR) is a writable folder with space.",
+        ) from None
+
+
+@contextlib.contextmanager
+def locked(folder: RunFolder) -> Iterator[None]:
+    """Hold the run's lock for the block; a second writer gets ERR_LOCK_CONFLICT at once."""
+    with persisting(folder.path):
+        descriptor = os.open(folder.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockConflict(folder.run_id) from None
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def write_file_atomically(path: Path, data: bytes) -> None:
+    """Write a temp file beside `path`, flush, fsync, rename over, fsync the folder."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if durable():
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    if durable():
+        _sync_folder(path.parent)
+
+
+def _sync_folder(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def dumps_pretty(data: Any) -> bytes:
+    """Two-space indent, sorted keys, trailing newline: easy for cat, jq and git diff."""
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def write_state(folder: RunFolder, state: dict[str, Any]) -> int:
+    """Replace state.json; returns its size in bytes."""
+    data = dumps_pretty(state)
+    with persisting(folder.state_file):
+        write_file_atomically(folder.state_file, data)
+    return len(data)
+
+
+def read_state(folder: RunFolder) -> dict[str, Any] | None:
+    """The last checkpoint, or None when the run never got one (it crashed at birth)."""
+    try:
+        data = folder.state_file.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise PersistenceFailure(
+            "ERR_PERSISTENCE", f"Could not read {folder.state_file}: {error.strerror}."
+        ) from None
+    try:
+        state = json.loads(data)
+    except (ValueError, RecursionError):
+        raise PersistenceFailure(
+            "ERR_PERSISTENCE",
+            f"{folder.state_file} is not valid JSON; `cpf` can rebuild it from events.jsonl "
+            "if you move the damaged file aside.",
+        ) from None
+    if not isinstance(state, dict):
+        raise PersistenceFailure("ERR_PERSISTENCE", f"{folder.state_file} is not a JSON object.")
+    return state
+
+
+class EventLog:
+    """The run's append-only log, open for the length of one command."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        with persisting(folder.events_file):
+            self.handle: BinaryIO = open(folder.events_file, "ab")  # noqa: SIM115
+            self.offset = self.handle.seek(0, os.SEEK_END)
+            self._heal_torn_tail()
+
+    def _heal_torn_tail(self) -> None:
+        """A crash mid-append can leave a partial last line; end it so the next one parses."""
+        if self.offset == 0:
+            return
+        with open(self.folder.events_file, "rb") as reader:
+            reader.seek(self.offset - 1)
+            if reader.read(1) != b"\n":
+                self.handle.write(b"\n")
+                self.handle.flush()
+                self.offset += 1
+
+    def append(self, record: dict[str, Any]) -> int:
+        """Append one record durably; returns the log's size after it."""
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with persisting(self.folder.events_file):
+            self.handle.write(line.encode())
+            self.handle.flush()
+            if durable():
+                os.fdatasync(self.handle.fileno())
+        self.offset += len(line.encode())
+        return self.offset
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def read_events(folder: RunFolder, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Complete records from `offset` on, and the offset after the last complete line.
+
+    A torn or unparsable line (a crash mid-write) is skipped, never fatal.
+    """
+    try:
+        with open(folder.events_file, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return [], offset
+    except OSError as error:
+        raise PersistenceFailure(
+            "ERR_PERSISTENCE", f"Could not read {folder.events_file}: {error.strerror}."
+        ) from None
+    records: list[dict[str, Any]] = []
+    end = data.rfind(b"\n") + 1
+    for line in data[:end].splitlines():
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("seq"), int):
+            records.append(record)
+    return records, offset + end
+
+
+def read_output_file(folder: RunFolder, relative: str, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of a captured output file, and whether it was longer."""
+    with open(folder.path / relative, "rb") as handle:
+        data = handle.read(limit + 1)
+    return data[:limit], len(data) > limit
+
+
+def read_output_tail(folder: RunFolder, relative: str, limit: int) -> str:
+    """The last `limit` bytes of a captured output file as text, for error messages."""
+    try:
+        with open(folder.path / relative, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - limit))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""

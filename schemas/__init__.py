@@ -1,0 +1,1 @@
+"""The JSON Schemas of checkpointflow: workflow document, envelope, state and event."""

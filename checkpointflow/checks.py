@@ -70,7 +70,8 @@ def _duplicate_ids(steps: list[dict[str, Any]]) -> Iterator[Problem]:
         if step["id"] in seen:
             yield Problem(
                 f"/workflow/steps/{index}/id",
-                f"step id '{step['id']}' is used by more than one step; ids must be unique",
+                f"Duplicate step ID: '{step['id']}' is used by more than one step; "
+                "give each step its own id",
                 step["id"],
                 "ERR_DUPLICATE_STEP_ID",
             )
@@ -178,7 +179,9 @@ def _shell_problems(shell: str, path: str, step_id: str) -> list[Problem]:
     try:
         words = shlex.split(shell)
     except ValueError as error:
-        return [Problem(path, f"step '{step_id}': shell {shell!r} cannot be split: {error}", step_id)]
+        return [
+            Problem(path, f"step '{step_id}': shell {shell!r} cannot be split: {error}", step_id)
+        ]
     if not words:
         return [Problem(path, f"step '{step_id}': shell is empty", step_id)]
     return []

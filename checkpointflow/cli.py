@@ -139,9 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.UsageError as error:
         command = error.ctx.command.name if error.ctx and error.ctx.command else None
         hint = f" Run `cpf {command or ''} --help`.".replace("  ", " ")
-        outcome = _failure(command or "cpf", "ERR_USAGE", error.format_message() + hint, EXIT_VALIDATION)
+        outcome = _failure(
+            command or "cpf", "ERR_USAGE", error.format_message() + hint, EXIT_VALIDATION
+        )
     except click.ClickException as error:
-        outcome = _failure(_command_name(arguments), "ERR_USAGE", error.format_message(), EXIT_VALIDATION)
+        outcome = _failure(
+            _command_name(arguments), "ERR_USAGE", error.format_message(), EXIT_VALIDATION
+        )
     except CpfError as error:
         from checkpointflow import engine
 
@@ -176,7 +180,9 @@ def _internal(command: str, error: Exception) -> Envelope:
 
     if os.environ.get("CPF_DEBUG"):
         traceback.print_exc()
-    message = f"Unexpected internal error ({type(error).__name__}: {error}). Set CPF_DEBUG=1 for details."
+    message = (
+        f"Unexpected internal error ({type(error).__name__}: {error}). Set CPF_DEBUG=1 for details."
+    )
     return _failure(command, "ERR_INTERNAL", message, EXIT_INTERNAL)
 
 

@@ -47,16 +47,17 @@ def read_document(path: str) -> bytes:
     try:
         info = os.stat(path)
         if stat.S_ISDIR(info.st_mode):
-            raise _file_problem(path, "is a folder, not a workflow file")
+            raise _not_a_file(path, "is a folder; -f takes a workflow YAML file")
         if not stat.S_ISREG(info.st_mode):
-            raise _file_problem(path, "is not a regular file (a pipe or a device?)")
+            raise _not_a_file(path, "is not a regular file (a pipe or a device?)")
         if info.st_size > limit:
             raise _too_large(path, limit)
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
     except FileNotFoundError:
         raise ValidationFailure(
-            "ERR_FILE_NOT_FOUND", f"Workflow file {path} does not exist. Check the path given to -f."
+            "ERR_FILE_NOT_FOUND",
+            f"Workflow file {path} does not exist. Check the path given to -f.",
         ) from None
     except OSError as error:
         raise _file_problem(path, f"cannot be read: {error.strerror}") from None
@@ -67,6 +68,10 @@ def read_document(path: str) -> bytes:
 
 def _file_problem(path: str, what: str) -> ValidationFailure:
     return ValidationFailure("ERR_FILE_NOT_FOUND", f"Workflow file {path} {what}.")
+
+
+def _not_a_file(path: str, what: str) -> ValidationFailure:
+    return ValidationFailure("ERR_VALIDATION_WORKFLOW", f"Workflow file {path} {what}.")
 
 
 def _too_large(path: str, limit: int) -> ValidationFailure:
@@ -168,12 +173,14 @@ def raise_problems(problems: list[Problem], source: str) -> None:
         return
     first = problems[0]
     code = first.code
-    summary = first.message if len(problems) == 1 else f"{len(problems)} problems; first: {first.message}"
+    summary = (
+        first.message if len(problems) == 1 else f"{len(problems)} problems; first: {first.message}"
+    )
     raise ValidationFailure(
         code,
         f"{source}: {summary}",
         step_id=first.step_id,
-        details={"errors": [problem.to_json() for problem in problems]},
+        details=[problem.to_json() for problem in problems],
     )
 
 
@@ -201,14 +208,15 @@ def _build_step(spec: dict[str, Any]) -> Step:
             Transition(parse_condition(t["when"]) if "when" in t else None, t["next"])
             for t in spec.get("transitions", ())
         ),
-        "timeout_seconds": spec.get("timeout_seconds"),
+        "timeout_seconds": spec.get("timeout_seconds") or None,  # 0 means no limit
+        "risk_level": spec.get("risk_level"),
         "retry": Retry(**spec.get("retry", {})),
     }
     kind = spec["kind"]
     if kind == "cli":
         return CliStep(
             **common,
-            command=join_command(spec["command"]),
+            command=spec["command"] if isinstance(spec["command"], str) else tuple(spec["command"]),
             shell=spec.get("shell"),
             cwd=spec.get("cwd"),
             env=tuple((name, _text(value)) for name, value in spec.get("env", {}).items()),
@@ -229,11 +237,6 @@ def _build_step(spec: dict[str, Any]) -> Step:
     if kind == "end":
         return EndStep(**common, result=spec.get("result"))
     return PlannedStep(**common)
-
-
-def join_command(command: str | list[str]) -> str:
-    """A list command is its items joined by single spaces, each item a template as-is."""
-    return command if isinstance(command, str) else " ".join(command)
 
 
 def _text(value: Any) -> str:

@@ -23,6 +23,7 @@ from checkpointflow.model import Workflow
 from checkpointflow.progress import Progress
 from checkpointflow.state import (
     RUNNING,
+    Attempt,
     Effect,
     Event,
     EventReceived,
@@ -30,6 +31,7 @@ from checkpointflow.state import (
     RunStarted,
     RunState,
     StepFinished,
+    StepRecord,
     event_from_record,
     event_to_record,
     state_from_json,
@@ -39,6 +41,7 @@ from checkpointflow.state import (
 CHECKPOINT_EVERY_EVENTS = 100
 CHECKPOINT_EVERY_SECONDS = 2.0
 DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+OPPORTUNISTIC_OUTPUT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 2000
 
 
@@ -140,26 +143,35 @@ class Session:
         return event
 
     def read_output(self, relative: str, required: bool) -> tuple[Any, str | None]:
-        """Parse stdout as JSON: required for steps with `outputs`, opportunistic otherwise."""
-        limit = max_output_bytes()
+        """Parse stdout as JSON: required for steps with `outputs`, opportunistic otherwise.
+
+        Without an `outputs` schema, stdout that is not JSON (or is large) simply gives the
+        step no outputs.
+        """
+        limit = max_output_bytes() if required else OPPORTUNISTIC_OUTPUT_BYTES
         data, truncated = store.read_output_file(self.folder, relative, limit)
+        output, problem = None, None
         if truncated:
-            return None, f"is larger than {limit} bytes (CHECKPOINTFLOW_MAX_OUTPUT_BYTES)"
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            return None, f"is not UTF-8 text (bad byte at offset {error.start})"
-        try:
-            return json.loads(text), None
-        except RecursionError:
-            return None, "is JSON nested too deeply"
-        except ValueError as error:
-            return None, f"is not valid JSON ({error})" if text.strip() else "is empty"
+            problem = f"is larger than {limit} bytes (CHECKPOINTFLOW_MAX_OUTPUT_BYTES)"
+        else:
+            output, problem = parse_json_output(data)
+        return (output, problem) if required else (None if problem else output, None)
 
 
-def start_run(
-    root: Path, path: str, inputs: Any, progress: Progress
-) -> tuple[RunState, list[str]]:
+def parse_json_output(data: bytes) -> tuple[Any, str | None]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, f"is not UTF-8 text (bad byte at offset {error.start})"
+    try:
+        return json.loads(text), None
+    except RecursionError:
+        return None, "is JSON nested too deeply"
+    except ValueError as error:
+        return None, f"is not valid JSON ({error})" if text.strip() else "is empty"
+
+
+def start_run(root: Path, path: str, inputs: Any, progress: Progress) -> tuple[RunState, list[str]]:
     workflow, data = load_workflow_file(root, path)
     event = RunStarted(
         run_id=store.new_run_id(datetime.now(UTC)),
@@ -233,6 +245,83 @@ def load_state(root: Path, folder: store.RunFolder) -> RunState:
     if state is None:
         raise InternalFailure("ERR_PERSISTENCE", f"Run {folder.run_id} has no recorded events.")
     return state
+
+
+def replay_run(root: Path, folder: store.RunFolder) -> RunState:
+    """The state rebuilt from events.jsonl alone, ignoring the state.json checkpoint."""
+    records, _ = store.read_events(folder)
+    return replay(snapshot_workflow(root, folder), map(event_from_record, records))
+
+
+def step_results(
+    root: Path, folder: store.RunFolder, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per finished attempt or settled step, in the order the log recorded them."""
+    workflow = snapshot_workflow(root, folder)
+    rows: list[dict[str, Any]] = []
+    state: RunState | None = None
+    for record in records:
+        before = state.steps if state else {}
+        state, _ = advance(workflow, state, event_from_record(record))
+        for step_id, step in state.steps.items():
+            previous = before.get(step_id)
+            if step != previous:
+                kind = workflow.step(step_id).kind
+                rows.extend(_rows(folder, step_id, kind, step, previous, record["at"]))
+    return rows
+
+
+def _rows(
+    folder: store.RunFolder,
+    step_id: str,
+    kind: str,
+    step: StepRecord,
+    previous: StepRecord | None,
+    at: str,
+) -> list[dict[str, Any]]:
+    fresh = previous is None or previous.visits != step.visits
+    attempts = step.attempts if fresh else step.attempts[len(previous.attempts) :]  # type: ignore[union-attr]
+    if attempts:
+        return [_attempt_row(folder, step_id, kind, step, attempt) for attempt in attempts]
+    if step.status == RUNNING or (not fresh and previous and previous.status == step.status):
+        return []
+    error = step.error or {}
+    return [
+        {
+            "step_id": step_id,
+            "step_kind": kind,
+            "status": step.status,
+            "attempt": None,
+            "exit_code": None,
+            "error_code": error.get("code"),
+            "error_message": error.get("message"),
+            "outputs": step.outputs,
+            "stdout_path": None,
+            "stderr_path": None,
+            "duration_ms": None,
+            "created_at": at,
+        }
+    ]
+
+
+def _attempt_row(
+    folder: store.RunFolder, step_id: str, kind: str, step: StepRecord, attempt: Attempt
+) -> dict[str, Any]:
+    error = attempt.error or {}
+    return {
+        "step_id": step_id,
+        "step_kind": kind,
+        "status": "failed" if attempt.error else "completed",
+        "attempt": attempt.attempt,
+        "exit_code": attempt.exit_code,
+        "error_code": error.get("code"),
+        "error_message": error.get("message"),
+        "outputs": None if attempt.error else step.outputs,
+        "stdout_path": str(folder.path / attempt.stdout),
+        "stderr_path": str(folder.path / attempt.stderr),
+        "duration_ms": attempt.duration_ms,
+        "created_at": attempt.finished_at,
+    }
 
 
 def workflow_changed(state: RunState) -> str | None:

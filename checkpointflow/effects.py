@@ -6,6 +6,7 @@ back as an event. This is the only module that starts processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -78,10 +79,8 @@ def _wait(process: subprocess.Popen[bytes], timeout: float | None) -> tuple[int 
 
 
 def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _unsendable(environment: dict[str, str], effect: RunCommand) -> str | None:

@@ -51,7 +51,7 @@ def validate(path: str) -> Envelope:
     return envelope.envelope(
         "validate",
         ok=True,
-        status="valid",
+        status="completed",
         exit_code=0,
         run=run,
         result={"valid": True, "file": path, "steps": len(workflow.steps)},
@@ -76,23 +76,48 @@ def cancel(run_id: str, reason: str | None) -> Envelope:
     root = _root()
     with _reporting_run("cancel", root, run_id):
         state = driver.cancel_run(root, run_id, reason, progress_for(True))
-    return envelope.for_run("cancel", state_to_json(state))
+    run = state_to_json(state)
+    return envelope.envelope(
+        "cancel", ok=True, status="cancelled", exit_code=0, run=run, result={"reason": reason}
+    )
 
 
 def status(run_id: str) -> Envelope:
     state = _load(_root(), run_id)
     warning = driver.workflow_changed(state)
-    return envelope.for_run("status", state_to_json(state), warnings=[warning] if warning else [])
+    warnings = [warning] if warning else []
+    return envelope.for_run("status", state_to_json(state), warnings=warnings, query=True)
 
 
 def inspect(run_id: str) -> Envelope:
+    """The run's state and its whole history, step by step and event by event."""
     root = _root()
-    state = _load(root, run_id)
     folder = store.find_run(root, run_id)
+    state = driver.load_state(root, folder)
     records, _ = store.read_events(folder)
     run = state_to_json(state)
-    details = {"run_folder": str(folder.path), "state": run, "events": records}
-    return envelope.for_run("inspect", run, result=details)
+    details = {
+        "run_folder": str(folder.path),
+        "inputs": state.inputs,
+        "step_outputs": {
+            step_id: record.outputs
+            for step_id, record in state.steps.items()
+            if record.outputs is not None
+        },
+        "step_results": driver.step_results(root, folder, records),
+        "events": [
+            {
+                "event_name": record["payload"]["event_name"],
+                "event_data": record["payload"]["input"],
+                "created_at": record["at"],
+            }
+            for record in records
+            if record["type"] == "event_received"
+        ],
+        "state": run,
+        "history": records,
+    }
+    return envelope.for_run("inspect", run, result=details, query=True)
 
 
 def _load(root: Path, run_id: str) -> RunState:
@@ -142,10 +167,13 @@ def read_json_input(text: str | None, code: str, option: str) -> Any:
                 text = _read_limited(handle, source)
         except FileNotFoundError:
             raise ValidationFailure(
-                "ERR_FILE_NOT_FOUND", f"Input file {source} (from {option} @{source}) does not exist."
+                "ERR_FILE_NOT_FOUND",
+                f"Input file {source} (from {option} @{source}) does not exist.",
             ) from None
         except IsADirectoryError:
-            raise ValidationFailure("ERR_FILE_NOT_FOUND", f"Input file {source} is a folder.") from None
+            raise ValidationFailure(
+                "ERR_FILE_NOT_FOUND", f"Input file {source} is a folder."
+            ) from None
         except OSError as error:
             raise ValidationFailure(
                 "ERR_FILE_NOT_FOUND", f"Input file {source} cannot be read: {error.strerror}."

@@ -1,7 +1,8 @@
 """The envelope: the one JSON object every command prints on stdout.
 
-Every key is always present (null when it does not apply), so `jq .run_id` and
-`envelope["wait"]` work the same for every command and every outcome.
+The five keys schema_version, ok, command, status and exit_code are always present; the
+others (run_id, workflow_id, workflow_version, current_step_id, result, error, wait,
+warnings) appear when they have a value, as in the published 1.0.4 envelope schema.
 """
 
 from __future__ import annotations
@@ -39,20 +40,23 @@ def envelope(
     warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     run = run or {}
+    optional = {
+        "run_id": run.get("run_id"),
+        "workflow_id": run.get("workflow_id"),
+        "workflow_version": run.get("workflow_version"),
+        "current_step_id": run.get("current_step_id"),
+        "result": result,
+        "wait": wait,
+        "error": error,
+        "warnings": warnings or None,
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "ok": ok,
         "command": command,
         "status": status,
         "exit_code": exit_code,
-        "run_id": run.get("run_id"),
-        "workflow_id": run.get("workflow_id"),
-        "workflow_version": run.get("workflow_version"),
-        "current_step_id": run.get("current_step_id"),
-        "result": result,
-        "error": error,
-        "wait": wait,
-        "warnings": warnings or [],
+        **{key: value for key, value in optional.items() if value is not None},
     }
 
 
@@ -73,13 +77,18 @@ def for_run(
     *,
     result: Any = None,
     warnings: list[str] | None = None,
+    query: bool = False,
 ) -> dict[str, Any]:
-    """Report a run (a state as JSON): completed, waiting, failed, cancelled or running."""
+    """Report a run (a state as JSON): completed, waiting, failed, cancelled or running.
+
+    A query (`status`, `inspect`) is ok whenever it found the run; its exit code is still
+    the run's own.
+    """
     status = run["status"]
     exit_code = run_exit_code(status, run.get("error"))
     return envelope(
         command,
-        ok=status in ("completed", "waiting", "running"),
+        ok=query or status in ("completed", "waiting", "running"),
         status=status,
         exit_code=exit_code,
         run=run,
@@ -94,31 +103,30 @@ def wait_block(run: dict[str, Any]) -> dict[str, Any] | None:
     wait = run.get("wait")
     if not wait:
         return None
-    instructions = wait.get("instructions") or list(RESUME_INSTRUCTIONS)
-    return {
+    block: dict[str, Any] = {
         "kind": "external_event",
-        "step_id": wait["step_id"],
         "audience": wait["audience"],
         "event_name": wait["event_name"],
-        "prompt": wait.get("prompt"),
-        "summary": wait.get("summary"),
-        "input_schema": wait.get("input_schema"),
-        "instructions": instructions,
-        "since": wait.get("since"),
-        "resume": {"command": resume_command(run["run_id"], wait["event_name"])},
     }
+    for key in ("prompt", "summary"):
+        if wait.get(key) is not None:
+            block[key] = wait[key]
+    block["input_schema"] = wait.get("input_schema")
+    block["instructions"] = wait.get("instructions") or list(RESUME_INSTRUCTIONS)
+    if wait.get("risk_level") is not None:
+        block["risk_level"] = wait["risk_level"]
+    block["resume"] = {"command": resume_command(run["run_id"], wait["event_name"])}
+    return block
 
 
 def resume_command(run_id: str, event_name: str) -> str:
     return (
         f"cpf resume --run-id {shlex.quote(run_id)} --event {shlex.quote(event_name)} "
-        "--input @response.json"
+        "--input @event.json"
     )
 
 
-def for_error(
-    command: str, error: CpfError, run: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def for_error(command: str, error: CpfError, run: dict[str, Any] | None = None) -> dict[str, Any]:
     """Report a refused or failed command; `run` adds what is known about the run."""
     return envelope(
         command,

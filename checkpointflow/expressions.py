@@ -108,7 +108,7 @@ class Token:
 _TOKEN_PATTERN = re.compile(
     r"""
     (?P<space>\s+)
-  | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_-]*)
   | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|-)
   | (?P<quote>["'])
@@ -135,9 +135,8 @@ def tokenize(source: str) -> list[Token]:
             position = end
             continue
         if kind == "number":
-            number = float(text)
-            value = int(text) if re.fullmatch(r"\d+", text) else number
-            tokens.append(Token("number", text, value, position))
+            number: int | float = int(text) if text.isdigit() else float(text)
+            tokens.append(Token("number", text, number, position))
         elif kind == "name" and text in _WORD_OPERATORS:
             tokens.append(Token("op", text, text, position))
         elif kind in ("name", "op"):
@@ -157,7 +156,9 @@ def _read_string(source: str, start: int) -> tuple[str, int]:
             return "".join(chars), position + 1
         if char == "\\":
             escape = source[position + 1 : position + 2]
-            if escape == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", source[position + 2 : position + 6]):
+            if escape == "u" and re.fullmatch(
+                r"[0-9a-fA-F]{4}", source[position + 2 : position + 6]
+            ):
                 chars.append(chr(int(source[position + 2 : position + 6], 16)))
                 position += 6
                 continue
@@ -409,15 +410,17 @@ def _closing_brace(text: str, start: int) -> int:
 # --- evaluation ---------------------------------------------------------------------------
 
 
-def evaluate(node: Node, context: Mapping[str, Any]) -> Any:
-    """The JSON value of `node`. Missing keys and indexes read as null."""
+def evaluate(node: Node, context: Mapping[str, Any], strict: bool = False) -> Any:
+    """The JSON value of `node`.
+
+    A path to something that does not exist reads as null, unless `strict`: then it is an
+    error naming the path (templates are strict, so a typo never becomes an empty string
+    in a command; conditions are lenient, so optional inputs can be tested).
+    """
     if isinstance(node, Literal):
         return node.value
     if isinstance(node, Path):
-        value = context.get(node.root)
-        for key in node.keys:
-            value = _lookup(value, evaluate(key, context))
-        return value
+        return _follow(node, context, strict)
     if isinstance(node, Unary):
         operand = evaluate(node.operand, context)
         if node.operator == "not":
@@ -427,16 +430,37 @@ def evaluate(node: Node, context: Mapping[str, Any]) -> Any:
         return -operand
     if isinstance(node, Binary):
         return _binary(node, context)
-    return FUNCTIONS[node.function][1](*(evaluate(argument, context) for argument in node.arguments))
+    return FUNCTIONS[node.function][1](
+        *(evaluate(argument, context) for argument in node.arguments)
+    )
+
+
+_MISSING = object()
+
+
+def _follow(path: Path, context: Mapping[str, Any], strict: bool) -> Any:
+    value = context.get(path.root, _MISSING)
+    text = path.root
+    for key in path.keys:
+        if value is _MISSING:
+            break
+        index = evaluate(key, context)
+        text += f".{index}" if isinstance(index, str) else f"[{to_text(index)}]"
+        value = _lookup(value, index)
+    if value is not _MISSING:
+        return value
+    if strict:
+        raise ExpressionError(f"{text} does not exist")
+    return None
 
 
 def _lookup(container: Any, key: Any) -> Any:
     if isinstance(container, dict) and isinstance(key, str):
-        return container.get(key)
+        return container.get(key, _MISSING)
     if isinstance(container, list) and is_number(key) and float(key).is_integer():
         index = int(key)
-        return container[index] if 0 <= index < len(container) else None
-    return None
+        return container[index] if 0 <= index < len(container) else _MISSING
+    return _MISSING
 
 
 def _binary(node: Binary, context: Mapping[str, Any]) -> Any:
@@ -566,9 +590,9 @@ def to_text(value: Any) -> str:
 def render(template: Template, context: Mapping[str, Any]) -> Any:
     """A single `${...}` keeps its JSON type; mixed text becomes a string."""
     if template.is_single_expression:
-        return evaluate(template.parts[0], context)  # type: ignore[arg-type]
+        return evaluate(template.parts[0], context, strict=True)  # type: ignore[arg-type]
     return "".join(
-        part if isinstance(part, str) else to_text(evaluate(part, context))
+        part if isinstance(part, str) else to_text(evaluate(part, context, strict=True))
         for part in template.parts
     )
 

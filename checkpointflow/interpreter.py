@@ -25,8 +25,7 @@ from typing import Any
 import attrs
 
 from checkpointflow import json_schema
-from checkpointflow.shell import shell_script
-from checkpointflow.errors import InternalFailure, RuntimeFailure, ValidationFailure
+from checkpointflow.errors import InternalFailure, RuntimeFailure, StepFailure, ValidationFailure
 from checkpointflow.expressions import (
     ExpressionError,
     Node,
@@ -38,6 +37,7 @@ from checkpointflow.expressions import (
     truthy,
 )
 from checkpointflow.model import DEFAULT_SHELL, AwaitEventStep, CliStep, EndStep, Step, Workflow
+from checkpointflow.shell import argv_script, shell_script
 from checkpointflow.state import (
     CANCELLED,
     COMPLETED,
@@ -209,20 +209,39 @@ def _cancelled(workflow: Workflow, state: RunState, event: RunCancelled) -> Outc
 # --- moving through the steps --------------------------------------------------------------
 
 
-def _after(
-    workflow: Workflow, state: RunState, step: Step, event_input: Any, at: str
-) -> Outcome:
-    """Follow the first matching transition, or go on to the next step in the list."""
-    if step.transitions:
-        context = _context(state, event_input)
-        for transition in step.transitions:
-            try:
-                taken = transition.condition is None or _true(transition.condition, context)
-            except ExpressionError as error:
-                return _expression_failure(state, step, "transitions", error), ()
-            if taken:
-                return _enter(workflow, state, workflow.positions[transition.next], at)
-    return _enter(workflow, state, workflow.positions[step.id] + 1, at)
+def _after(workflow: Workflow, state: RunState, step: Step, event_input: Any, at: str) -> Outcome:
+    """Follow the first matching transition, or go on to the next step in the list.
+
+    When a step has transitions and none matches, an event is refused (the run keeps
+    waiting for one that matches) and a command step fails the run.
+    """
+    if not step.transitions:
+        return _enter(workflow, state, workflow.positions[step.id] + 1, at)
+    context = _context(state, event_input)
+    for transition in step.transitions:
+        try:
+            taken = transition.condition is None or _true(transition.condition, context)
+        except ExpressionError as error:
+            if isinstance(step, AwaitEventStep):
+                raise StepFailure(
+                    "ERR_EXPRESSION",
+                    f"Step '{step.id}' transitions: {error}. The run is still waiting.",
+                    step_id=step.id,
+                ) from None
+            return _expression_failure(state, step, "transitions", error), ()
+        if taken:
+            return _enter(workflow, state, workflow.positions[transition.next], at)
+    message = f"No transition of step '{step.id}' matched"
+    if isinstance(step, AwaitEventStep):
+        raise StepFailure(
+            "ERR_STEP_FAILED",
+            f"{message} the event data; the run is still waiting. Resume with data that "
+            "satisfies one of the step's `when` conditions.",
+            step_id=step.id,
+        )
+    failure = _error("ERR_STEP_FAILED", f"{message} its outputs.", step.id)
+    record = attrs.evolve(state.steps[step.id], error=failure)
+    return _fail(_put(state, step.id, record), failure), ()
 
 
 def _enter(workflow: Workflow, state: RunState, index: int, at: str) -> Outcome:
@@ -249,13 +268,13 @@ def _enter(workflow: Workflow, state: RunState, index: int, at: str) -> Outcome:
         return _wait(state, step, at), ()
     if isinstance(step, EndStep):
         return _end(state, step, at), ()
-    error = _error(
+    failure = _error(
         "ERR_UNSUPPORTED_STEP",
         f"Step '{step.id}' has kind '{step.kind}', which this version cannot run yet.",
         step.id,
     )
-    record = attrs.evolve(_visit(state, step.id, at, status=FAILED), error=error)
-    return _fail(_put(state, step.id, record), error), ()
+    record = attrs.evolve(_visit(state, step.id, at, status=FAILED), error=failure)
+    return _fail(_put(state, step.id, record), failure), ()
 
 
 def _visit(state: RunState, step_id: str, at: str, status: str) -> StepRecord:
@@ -273,7 +292,10 @@ def _launch(workflow: Workflow, state: RunState, step: CliStep, record: StepReco
     """Ask the driver to run the step's next attempt."""
     context = _context(state, None)
     try:
-        script, values = shell_script(parse_template(step.command), context)
+        if isinstance(step.command, str):
+            script, values = shell_script(parse_template(step.command), context)
+        else:
+            script, values = argv_script(tuple(map(parse_template, step.command)), context)
         cwd = to_text(render(parse_template(step.cwd), context)) if step.cwd else None
         env = tuple((name, to_text(render(parse_template(v), context))) for name, v in step.env)
     except ExpressionError as error:
@@ -309,6 +331,7 @@ def _wait(state: RunState, step: AwaitEventStep, at: str) -> RunState:
         "summary": summary,
         "input_schema": step.input_schema,
         "instructions": None if step.instructions is None else list(step.instructions),
+        "risk_level": step.risk_level,
         "since": at,
     }
     state = _put(state, step.id, _visit(state, step.id, at, status=WAITING))
@@ -336,9 +359,17 @@ def _attempt_error(step: CliStep, event: StepFinished) -> dict[str, Any] | None:
         "stderr_tail": event.stderr_tail,
     }
     if event.failure is not None:
-        return _error("ERR_STEP_FAILED", f"Step '{step.id}' could not start: {event.failure}", step.id, details)
+        return _error(
+            "ERR_STEP_FAILED",
+            f"Step '{step.id}' could not start: {event.failure}",
+            step.id,
+            details,
+        )
     if event.timed_out:
-        message = f"Step '{step.id}' did not finish within {step.timeout_seconds} seconds and was stopped."
+        message = (
+            f"Step '{step.id}' timed out after {step.timeout_seconds:g}s; "
+            "its process group was stopped"
+        )
         return _error("ERR_TIMEOUT", message, step.id, details)
     if event.exit_code not in step.success_exit_codes:
         message = f"Step '{step.id}' exited with code {event.exit_code}"
@@ -359,7 +390,9 @@ def _error(code: str, message: str, step_id: str, details: Any = None) -> dict[s
     return {"code": code, "message": message, "step_id": step_id, "details": details}
 
 
-def _expression_failure(state: RunState, step: Step, field: str, error: ExpressionError) -> RunState:
+def _expression_failure(
+    state: RunState, step: Step, field: str, error: ExpressionError
+) -> RunState:
     failure = _error("ERR_EXPRESSION", f"Step '{step.id}' {field}: {error}", step.id)
     record = state.steps.get(step.id) or StepRecord(status=FAILED)
     record = attrs.evolve(record, status=FAILED, error=failure)

@@ -44,11 +44,12 @@ class Step:
     transitions: tuple[Transition, ...] = ()
     timeout_seconds: float | None = None
     retry: Retry = Retry()
+    risk_level: str | None = None
 
 
 @attrs.frozen(kw_only=True)
 class CliStep(Step):
-    command: str
+    command: str | tuple[str, ...]  # a shell template, or one template per argument
     shell: str | None = None
     cwd: str | None = None
     env: tuple[tuple[str, str], ...] = ()

@@ -30,7 +30,7 @@ class Progress:
         self.stream.flush()
 
     def step_started(self, effect: RunCommand) -> None:
-        again = f" (attempt {effect.attempt})" if effect.attempt > 1 else ""
+        again = f" (#{effect.attempt})" if effect.attempt > 1 else ""
         wait = f" after {effect.delay_seconds:g}s backoff" if effect.delay_seconds else ""
         self._say(f"step {effect.step_id} started{again}{wait}", _DIM)
 

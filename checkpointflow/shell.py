@@ -10,6 +10,7 @@ plain text. Each reference is quoted for the spot it lands in (bare, inside "...
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,10 +36,31 @@ def shell_script(template: Template, context: Mapping[str, Any]) -> tuple[str, t
             continue
         name = _environment_name(part)
         if name is None:
-            values.append(to_text(evaluate(part, context)))
+            values.append(to_text(evaluate(part, context, strict=True)))
             name = value_variable(len(values))
         pieces.append(_reference(name, quoting))
     return "".join(pieces), tuple(values)
+
+
+def argv_script(
+    templates: tuple[Template, ...], context: Mapping[str, Any]
+) -> tuple[str, tuple[str, ...]]:
+    """A list command: each item is exactly one argument, with no shell syntax at all."""
+    values: list[str] = []
+    words: list[str] = []
+    for template in templates:
+        pieces: list[str] = []
+        for part in template.parts:
+            if isinstance(part, str):
+                pieces.append(shlex.quote(part))
+                continue
+            name = _environment_name(part)
+            if name is None:
+                values.append(to_text(evaluate(part, context, strict=True)))
+                name = value_variable(len(values))
+            pieces.append('"${' + name + '}"')
+        words.append("".join(pieces) or "''")
+    return " ".join(words), tuple(values)
 
 
 def _environment_name(part: Any) -> str | None:

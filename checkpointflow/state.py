@@ -168,8 +168,15 @@ class RunState:
 
 
 def state_to_json(state: RunState) -> dict[str, Any]:
-    data = attrs.asdict(state)
+    data = attrs.asdict(state, recurse=False)
+    data["steps"] = {step_id: _step_to_json(record) for step_id, record in state.steps.items()}
     data["schema_version"] = STATE_SCHEMA
+    return data
+
+
+def _step_to_json(record: StepRecord) -> dict[str, Any]:
+    data = attrs.asdict(record, recurse=False)
+    data["attempts"] = [attrs.asdict(attempt) for attempt in record.attempts]
     return data
 
 

@@ -1,0 +1,148 @@
+"""Shared fixtures: an isolated state root per test and a `cpf` that checks every envelope.
+
+Every call of the real `cpf` is checked for the project's promises: stdout holds exactly
+one JSON object valid against schemas/envelope.schema.json, the process exit code equals
+the envelope's exit_code, and stderr never shows a traceback. After each test, every run
+folder it left is checked: state.json and every event line match their schemas, and
+replaying events.jsonl reproduces state.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMAS = REPO / "schemas"
+CPF = shutil.which("cpf", path=str(Path(sys.executable).parent)) or "cpf"
+
+
+def _compile(name: str) -> Any:
+    return fastjsonschema.compile(json.loads((SCHEMAS / name).read_text()))
+
+
+ENVELOPE = _compile("envelope.schema.json")
+STATE = _compile("state.schema.json")
+EVENT = _compile("event.schema.json")
+
+
+@dataclass
+class Result:
+    """One finished `cpf` process."""
+
+    exit_code: int
+    envelope: dict[str, Any]
+    stdout: str
+    stderr: str
+
+    @property
+    def error_code(self) -> str | None:
+        error = self.envelope.get("error")
+        return error["code"] if error else None
+
+
+class Cpf:
+    """Runs the installed `cpf` in a test's own state root and working folder."""
+
+    def __init__(self, root: Path, cwd: Path) -> None:
+        self.root = root
+        self.cwd = cwd
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("LLM", "CPF_DEBUG", "NO_COLOR") and not key.startswith("CHECKPOINTFLOW_")
+        }
+        self.env["CHECKPOINTFLOW_BASE_DIR"] = str(root)
+
+    def __call__(
+        self,
+        *args: str,
+        stdin: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> Result:
+        process = subprocess.run(
+            [CPF, *args],
+            input=stdin.encode() if isinstance(stdin, str) else stdin,
+            capture_output=True,
+            cwd=self.cwd,
+            env={**self.env, **(env or {})},
+            timeout=timeout,
+            check=False,
+        )
+        return check_output(process.returncode, process.stdout, process.stderr)
+
+    def write(self, name: str, text: str) -> Path:
+        """Write a file (a workflow, an input) into the test's working folder."""
+        path = self.cwd / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def run_folder(self, run_id: str) -> Path:
+        return self.root / "runs" / run_id
+
+
+def check_output(returncode: int, stdout: bytes, stderr: bytes) -> Result:
+    """The envelope contract, checked for every command a test runs."""
+    out = stdout.decode()
+    err = stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    try:
+        envelope = json.loads(out)
+    except ValueError:
+        pytest.fail(f"stdout is not exactly one JSON object:\n{out}\nstderr:\n{err}")
+    assert isinstance(envelope, dict), out
+    ENVELOPE(envelope)
+    assert envelope["exit_code"] == returncode, (envelope, err)
+    assert "\x1b[" not in err, "ANSI codes on a stderr that is not a terminal"
+    return Result(returncode, envelope, out, err)
+
+
+@pytest.fixture
+def cpf(tmp_path: Path) -> Iterator[Cpf]:
+    root = tmp_path / "state"
+    work = tmp_path / "work"
+    work.mkdir()
+    runner = Cpf(root, work)
+    yield runner
+    check_run_folders(root)
+
+
+def check_run_folders(root: Path) -> None:
+    """Schemas of state.json and events.jsonl, and the replay property, for every run."""
+    from checkpointflow import driver, store
+    from checkpointflow.state import state_to_json
+
+    runs = root / "runs"
+    if not runs.is_dir():
+        return
+    for path in sorted(runs.iterdir()):
+        if not (path / "events.jsonl").is_file():
+            continue
+        folder = store.RunFolder(path.name, path)
+        stored = json.loads((path / "state.json").read_text())
+        STATE(stored)
+        for line in (path / "events.jsonl").read_text().splitlines():
+            EVENT(json.loads(line))
+        stored.pop("log_offset")
+        replayed = state_to_json(driver.replay_run(root, folder))
+        assert replayed == stored, f"replaying {path}/events.jsonl does not give state.json"
+
+
+WORKFLOW_HEAD = "schema_version: checkpointflow/v1\nworkflow:\n"
+
+
+def workflow(body: str) -> str:
+    """A workflow document from the indented body of its `workflow:` mapping."""
+    return WORKFLOW_HEAD + body

@@ -137,11 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         outcome = _failure(_command_name(arguments), "ERR_INTERRUPTED", "Interrupted.", 130)
     except click.UsageError as error:
-        command = error.ctx.command.name if error.ctx and error.ctx.command else None
-        hint = f" Run `cpf {command or ''} --help`.".replace("  ", " ")
-        outcome = _failure(
-            command or "cpf", "ERR_USAGE", error.format_message() + hint, EXIT_VALIDATION
-        )
+        outcome = _usage_failure(error, arguments)
     except click.ClickException as error:
         outcome = _failure(
             _command_name(arguments), "ERR_USAGE", error.format_message(), EXIT_VALIDATION
@@ -156,6 +152,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     _emit(outcome)
     sys.exit(outcome["exit_code"])
+
+
+def _usage_failure(error: click.UsageError, arguments: list[str]) -> Envelope:
+    """Usage problems get an envelope too; the usage text goes to stderr for people."""
+    command = error.ctx.command if error.ctx else None
+    name = command.name if command is not None and command is not cli else None
+    if not arguments:
+        sys.stderr.write(cli.get_help(click.Context(cli, info_name="cpf")) + "\n")
+        message = "No command given. Run `cpf --help` to see the commands."
+    else:
+        message = f"{error.format_message()} Run `cpf {name + ' ' if name else ''}--help`."
+        sys.stderr.write(f"cpf: {message}\n")
+    return _failure(name or "cpf", "ERR_USAGE", message, EXIT_VALIDATION)
 
 
 def _command_name(arguments: list[str]) -> str:

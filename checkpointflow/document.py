@@ -13,10 +13,9 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from checkpointflow import checks, json_schema
-from checkpointflow.checks import Problem
+from checkpointflow import json_schema
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.expressions import parse_condition
 from checkpointflow.model import (
@@ -135,8 +134,15 @@ def _plain(value: Any, source: str, budget: list[int]) -> Any:
     return value
 
 
+if TYPE_CHECKING:
+    from checkpointflow.checks import Problem
+
+
 def find_problems(document: dict[str, Any]) -> list[Problem]:
     """Every problem in the document: structure first, then meaning."""
+    from checkpointflow import checks
+    from checkpointflow.checks import Problem
+
     spec = json_schema.packaged(SCHEMA_FILE)
     message = json_schema.problem(spec, document, "document")
     if message is not None:
@@ -163,6 +169,8 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
 
 
 def _schema_problem(message: str, step_id: str | None) -> Problem:
+    from checkpointflow.checks import Problem
+
     name = message.split(" ", 1)[0]
     path = re.sub(r"\[(\d+)\]", r"/\1", name.removeprefix("document")).replace(".", "/")
     return Problem(path if path.startswith("/") else "/" + path, message, step_id)

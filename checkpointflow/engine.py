@@ -11,7 +11,6 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,8 @@ def init(path: str, force: bool) -> Envelope:
         raise ValidationFailure(
             "ERR_FILE_EXISTS", f"{path} already exists; pass --force to overwrite it."
         )
+    from importlib import resources
+
     template = resources.files("checkpointflow").joinpath("templates/workflow.yaml").read_bytes()
     with store.persisting(target):
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from importlib import resources
 from typing import Any, Protocol
 
 Validator = Callable[..., Any]
 
-_IMPORT_LINE = "from fastjsonschema import"
+_SKIPPED_IMPORTS = ("from fastjsonschema import", "from decimal import")
 _ENTRY = re.compile(r"^def (\w+)\(", re.MULTILINE)  # the first function is the entry point
 
 
@@ -29,6 +28,10 @@ class SchemaViolation(Exception):
         super().__init__(message)
         self.message = message
         self.name = name
+
+
+class _NeverDecimal:
+    """Stands in for decimal.Decimal in compiled checks, saving its import."""
 
 
 class SchemaDefinitionProblem(Exception):
@@ -114,10 +117,11 @@ def _generate(schema: Any) -> str:
 
 
 def _load(code: str) -> Validator:
-    source = "\n".join(line for line in code.splitlines() if not line.startswith(_IMPORT_LINE))
+    source = "\n".join(line for line in code.splitlines() if not line.startswith(_SKIPPED_IMPORTS))
     namespace: dict[str, Any] = {
         "JsonSchemaValueException": SchemaViolation,
         "JsonSchemaValuesException": SchemaViolation,
+        "Decimal": _NeverDecimal,  # JSON parsed by `json` never holds Decimal values
     }
     exec(compile(source, "<compiled schema>", "exec"), namespace)
     entry = _ENTRY.search(source)
@@ -129,5 +133,7 @@ def _load(code: str) -> Validator:
 
 def packaged(name: str) -> Any:
     """One of the JSON Schemas shipped in `schemas/`."""
+    from importlib import resources
+
     text = resources.files("checkpointflow.schemas").joinpath(name).read_text(encoding="utf-8")
     return json.loads(text)

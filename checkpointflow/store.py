@@ -17,7 +17,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +46,7 @@ def durable() -> bool:
 
 def new_run_id(now: datetime) -> str:
     """Sorts by start time, is safe as a file name, and cannot collide in practice."""
-    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(5)}"
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{os.urandom(5).hex()}"
 
 
 @attrs.frozen

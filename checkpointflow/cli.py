@@ -119,6 +119,16 @@ def cancel(run_id: str, reason: str | None) -> Envelope:
 
 
 @cli.command()
+@run_id_option
+@quiet_option
+def recover(run_id: str, quiet: bool) -> Envelope:
+    """Settle a run whose cpf process died mid-step: retry that step if allowed, else fail it."""
+    from checkpointflow import engine
+
+    return engine.recover(run_id, quiet)
+
+
+@cli.command()
 def guide() -> None:
     """Print the guide: every command, step kind, field and code."""
     from importlib import resources

@@ -28,6 +28,7 @@ from checkpointflow.state import (
     Event,
     EventReceived,
     RunCancelled,
+    RunRecovered,
     RunStarted,
     RunState,
     StepFinished,
@@ -121,7 +122,15 @@ class Session:
     def perform(self, effect: Effect) -> StepFinished:
         stdout, stderr = self.folder.output_files(effect.step_id, effect.attempt)
         self.progress.step_started(effect)
-        outcome = effects.perform(effect, self.folder.path / stdout, self.folder.path / stderr)
+        group_file = self.folder.process_file(effect.step_id, effect.attempt)
+        outcome = effects.perform(
+            effect,
+            self.folder.run_id,
+            self.folder.path / stdout,
+            self.folder.path / stderr,
+            on_start=lambda pid: group_file.write_text(f"{pid}\n"),
+        )
+        group_file.unlink(missing_ok=True)
         output, problem = None, None
         if outcome.failure is None and not outcome.timed_out:
             output, problem = self.read_output(stdout, effect.parse_stdout)
@@ -207,10 +216,46 @@ def resume_run(
         return session.drive(state, work)
 
 
+def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, list[str]]:
+    """Settle a run whose process died mid-step, then drive it on."""
+    folder = store.find_run(root, run_id)
+    with store.locked(folder):
+        state = load_state(root, folder)
+        notes = stop_orphans(folder, state)
+        step_id = state.current_step_id or ""
+        record = state.steps.get(step_id)
+        attempt = record.executions if record else 0
+        event = RunRecovered(step_id, attempt, *folder.output_files(step_id, attempt), now())
+        session = Session(folder, snapshot_workflow(root, folder), progress)
+        try:
+            state, work = session.apply(state, event)
+        except BaseException:
+            session.log.close()
+            raise
+        return session.drive(state, work), notes
+
+
+def stop_orphans(folder: store.RunFolder, state: RunState) -> list[str]:
+    """Kill the process group of a step whose `cpf` died, so it cannot run on unseen."""
+    record = state.steps.get(state.current_step_id or "")
+    if state.status != RUNNING or record is None or state.current_step_id is None:
+        return []
+    group_file = folder.process_file(state.current_step_id, record.executions)
+    try:
+        group = int(group_file.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return []
+    group_file.unlink(missing_ok=True)
+    if group and effects.stop_orphan(group, folder.run_id):
+        return [f"Stopped process group {group}, left running by step {state.current_step_id}."]
+    return []
+
+
 def cancel_run(root: Path, run_id: str, reason: str | None, progress: Progress) -> RunState:
     folder = store.find_run(root, run_id)
     with store.locked(folder):
         state = load_state(root, folder)
+        stop_orphans(folder, state)
         session = Session(folder, snapshot_workflow(root, folder), progress)
         try:
             state, _ = session.apply(state, RunCancelled(reason, now()))

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -29,12 +30,24 @@ class CommandOutcome:
     failure: str | None  # the process could not be started, and why
 
 
-def perform(effect: RunCommand, stdout_path: Path, stderr_path: Path) -> CommandOutcome:
-    """Run the command to completion (or timeout) with its output streamed to files."""
+def perform(
+    effect: RunCommand,
+    run_id: str,
+    stdout_path: Path,
+    stderr_path: Path,
+    on_start: Callable[[int], object],
+) -> CommandOutcome:
+    """Run the command to completion (or timeout) with its output streamed to files.
+
+    The command runs in a process group of its own, so a timeout stops everything it
+    started; `on_start` learns the group's id while it runs. CPF_RUN_ID and CPF_STEP_ID
+    tell the command which run and step it serves.
+    """
     if effect.delay_seconds > 0:
         time.sleep(effect.delay_seconds)
     environment = dict(os.environ)
     environment.update(effect.env)
+    environment.update({"CPF_RUN_ID": run_id, "CPF_STEP_ID": effect.step_id})
     environment.update({value_variable(i): v for i, v in enumerate(effect.values, 1)})
     problem = _unsendable(environment, effect)
     started = time.monotonic()
@@ -57,6 +70,7 @@ def perform(effect: RunCommand, stdout_path: Path, stderr_path: Path) -> Command
             reason = _start_failure(error, effect)
             stderr.write(reason.encode() + b"\n")
             return CommandOutcome(None, False, _since(started), reason)
+        on_start(process.pid)
         exit_code, timed_out = _wait(process, effect.timeout_seconds)
     return CommandOutcome(exit_code, timed_out, _since(started), None)
 
@@ -76,6 +90,25 @@ def _wait(process: subprocess.Popen[bytes], timeout: float | None) -> tuple[int 
         _kill_group(process, signal.SIGKILL)
         process.wait()
         raise
+
+
+def stop_orphan(group: int, run_id: str) -> bool:
+    """Kill a step's process group left behind by a dead `cpf`, if it is still there.
+
+    The group is killed only when its leader's environment names this run, so a process
+    id reused by something else is never touched. Returns whether a group was stopped.
+    """
+    try:
+        with open(f"/proc/{group}/environ", "rb") as handle:
+            environment = handle.read().split(b"\0")
+    except OSError:
+        return False
+    if f"CPF_RUN_ID={run_id}".encode() not in environment:
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)
+        return True
+    return False
 
 
 def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -83,10 +83,24 @@ def cancel(run_id: str, reason: str | None) -> Envelope:
     )
 
 
+def recover(run_id: str, quiet: bool) -> Envelope:
+    root = _root()
+    with _reporting_run("recover", root, run_id):
+        state, notes = driver.recover_run(root, run_id, progress_for(quiet))
+    return envelope.for_run("recover", state_to_json(state), warnings=notes)
+
+
 def status(run_id: str) -> Envelope:
-    state = _load(_root(), run_id)
+    root = _root()
+    folder = store.find_run(root, run_id)
+    state = driver.load_state(root, folder)
     warning = driver.workflow_changed(state)
     warnings = [warning] if warning else []
+    if state.status == "running" and not store.is_locked(folder):
+        warnings.append(
+            f"No process is advancing this run: the one running step {state.current_step_id} "
+            f"stopped. Run `cpf recover --run-id {run_id}` to retry or fail that step."
+        )
     return envelope.for_run("status", state_to_json(state), warnings=warnings, query=True)
 
 

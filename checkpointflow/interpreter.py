@@ -9,11 +9,11 @@ run's current situation is refused with a typed error and changes nothing.
 
 Which events a run accepts in which status:
 
-    status    run_started  step_finished  event_received  run_cancelled
-    (none)    start        -              -               -
-    running   -            advance        not waiting     cancel
-    waiting   -            -              continue        cancel
-    finished  -            -              not waiting     not waiting
+    status    run_started  step_finished  event_received  run_cancelled  run_recovered
+    (none)    start        -              -               -              -
+    running   -            advance        not waiting     cancel         retry or fail
+    waiting   -            -              continue        cancel         not interrupted
+    finished  -            -              not waiting     not waiting    not interrupted
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from checkpointflow.state import (
     EventReceived,
     RunCancelled,
     RunCommand,
+    RunRecovered,
     RunStarted,
     RunState,
     StepFinished,
@@ -71,6 +72,8 @@ def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome
         return _step_finished(workflow, _tick(state, event.at), event)
     if isinstance(event, EventReceived):
         return _event_received(workflow, state, event)
+    if isinstance(event, RunRecovered):
+        return _recovered(workflow, state, event)
     return _cancelled(workflow, state, event)
 
 
@@ -187,6 +190,45 @@ def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -
     )
     state = attrs.evolve(_put(state, step.id, record), status=RUNNING, wait=None)
     return _after(workflow, state, step, payload, event.at)
+
+
+def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outcome:
+    """Settle the attempt a dead process left in flight: retry it if allowed, else fail."""
+    record = state.steps.get(state.current_step_id or "")
+    if state.status != RUNNING or record is None or record.status != RUNNING:
+        raise RuntimeFailure(
+            "ERR_RUN_NOT_INTERRUPTED",
+            f"Run {state.run_id} is {state.status}; recover only settles a run whose "
+            "process stopped while a step was running.",
+            step_id=state.current_step_id,
+        )
+    if (event.step_id, event.attempt) != (state.current_step_id, record.executions):
+        raise InternalFailure("ERR_INTERNAL", "run_recovered does not name the step in flight")
+    step = workflow.step(event.step_id)
+    assert isinstance(step, CliStep)
+    state = _tick(state, event.at)
+    error = _error(
+        "ERR_INTERRUPTED",
+        f"Step '{step.id}' was interrupted: the cpf process running attempt {event.attempt} "
+        "stopped before the step finished, so its outcome is unknown.",
+        step.id,
+        {"attempt": event.attempt, "stdout": event.stdout, "stderr": event.stderr},
+    )
+    attempt = Attempt(
+        attempt=event.attempt,
+        exit_code=None,
+        timed_out=False,
+        duration_ms=0,
+        stdout=event.stdout,
+        stderr=event.stderr,
+        error=error,
+        finished_at=event.at,
+    )
+    record = attrs.evolve(record, attempts=(*record.attempts, attempt))
+    if len(record.attempts) < step.retry.max_attempts:
+        return _launch(workflow, state, step, record)
+    record = attrs.evolve(record, status=FAILED, error=error, finished_at=event.at)
+    return _fail(_put(state, step.id, record), error), ()
 
 
 def _cancelled(workflow: Workflow, state: RunState, event: RunCancelled) -> Outcome:

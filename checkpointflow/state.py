@@ -90,13 +90,25 @@ class RunCancelled:
     at: str
 
 
-Event = RunStarted | StepFinished | EventReceived | RunCancelled
+@attrs.frozen
+class RunRecovered:
+    """The process advancing the run died while a step ran; that attempt never reported."""
+
+    step_id: str
+    attempt: int
+    stdout: str
+    stderr: str
+    at: str
+
+
+Event = RunStarted | StepFinished | EventReceived | RunCancelled | RunRecovered
 
 EVENT_TYPES: dict[str, type[Event]] = {
     "run_started": RunStarted,
     "step_finished": StepFinished,
     "event_received": EventReceived,
     "run_cancelled": RunCancelled,
+    "run_recovered": RunRecovered,
 }
 _TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 

@@ -66,6 +66,10 @@ class RunFolder:
     def workflow_file(self) -> Path:
         return self.path / WORKFLOW_FILE
 
+    def process_file(self, step_id: str, attempt: int) -> Path:
+        """Holds the process group id of an attempt while it runs."""
+        return self.path / "steps" / step_id / f"{attempt}.pid"
+
     def output_files(self, step_id: str, attempt: int) -> tuple[str, str]:
         """Paths, relative to the run folder, of one attempt's captured stdout and stderr."""
         return f"steps/{step_id}/{attempt}.stdout", f"steps/{step_id}/{attempt}.stderr"
@@ -132,6 +136,21 @@ def locked(folder: RunFolder) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)
+
+
+def is_locked(folder: RunFolder) -> bool:
+    """Whether some process holds the run's lock right now (it is being advanced)."""
+    try:
+        descriptor = os.open(folder.path / "lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
 
 
 def write_file_atomically(path: Path, data: bytes) -> None:

@@ -141,6 +141,7 @@ class Session:
             timed_out=outcome.timed_out,
             duration_ms=outcome.duration_ms,
             failure=outcome.failure,
+            failure_code=outcome.failure_code,
             stdout=stdout,
             stderr=stderr,
             output=output,

@@ -37,7 +37,7 @@ from checkpointflow.expressions import (
     truthy,
 )
 from checkpointflow.model import DEFAULT_SHELL, AwaitEventStep, CliStep, EndStep, Step, Workflow
-from checkpointflow.shell import argv_script, shell_script
+from checkpointflow.shell import argv_script, secret_names, shell_script, text_with_secrets
 from checkpointflow.state import (
     CANCELLED,
     COMPLETED,
@@ -333,13 +333,23 @@ def _visit(state: RunState, step_id: str, at: str, status: str) -> StepRecord:
 def _launch(workflow: Workflow, state: RunState, step: CliStep, record: StepRecord) -> Outcome:
     """Ask the driver to run the step's next attempt."""
     context = _context(state, None)
+    commands = (step.command,) if isinstance(step.command, str) else step.command
+    templates = tuple(map(parse_template, commands))
+    secrets = [name for template in templates for name in secret_names(template)]
     try:
         if isinstance(step.command, str):
-            script, values = shell_script(parse_template(step.command), context)
+            script, values = shell_script(templates[0], context)
         else:
-            script, values = argv_script(tuple(map(parse_template, step.command)), context)
-        cwd = to_text(render(parse_template(step.cwd), context)) if step.cwd else None
-        env = tuple((name, to_text(render(parse_template(v), context))) for name, v in step.env)
+            script, values = argv_script(templates, context)
+        cwd = None
+        if step.cwd:
+            cwd, names = text_with_secrets(parse_template(step.cwd), context)
+            secrets += names
+        env = []
+        for name, value in step.env:
+            text, names = text_with_secrets(parse_template(value), context)
+            env.append((name, text))
+            secrets += names
     except ExpressionError as error:
         return _expression_failure(state, step, "command", error), ()
     record = attrs.evolve(record, status=RUNNING, executions=record.executions + 1)
@@ -349,8 +359,9 @@ def _launch(workflow: Workflow, state: RunState, step: CliStep, record: StepReco
         script=script,
         shell=tuple(shlex.split(step.shell or workflow.default_shell or DEFAULT_SHELL)),
         values=values,
-        env=env,
+        env=tuple(env),
         cwd=cwd,
+        secrets=tuple(dict.fromkeys(secrets)),
         timeout_seconds=step.timeout_seconds,
         delay_seconds=step.retry.delay_before(len(record.attempts) + 1),
         parse_stdout=step.outputs_schema is not None,
@@ -402,7 +413,7 @@ def _attempt_error(step: CliStep, event: StepFinished) -> dict[str, Any] | None:
     }
     if event.failure is not None:
         return _error(
-            "ERR_STEP_FAILED",
+            event.failure_code or "ERR_STEP_FAILED",
             f"Step '{step.id}' could not start: {event.failure}",
             step.id,
             details,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from checkpointflow.expressions import Literal, Path, Template, evaluate, to_text
+from checkpointflow.state import Secret
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -61,6 +62,30 @@ def argv_script(
             pieces.append('"${' + name + '}"')
         words.append("".join(pieces) or "''")
     return " ".join(words), tuple(values)
+
+
+def text_with_secrets(
+    template: Template, context: Mapping[str, Any]
+) -> tuple[tuple[str | Secret, ...], tuple[str, ...]]:
+    """Render a template, leaving each `${env.NAME}` as a Secret for the driver to fill in."""
+    parts: list[str | Secret] = []
+    names: list[str] = []
+    for part in template.parts:
+        name = None if isinstance(part, str) else _environment_name(part)
+        if name is not None:
+            parts.append(Secret(name))
+            names.append(name)
+        elif isinstance(part, str):
+            parts.append(part)
+        else:
+            parts.append(to_text(evaluate(part, context, strict=True)))
+    return tuple(parts), tuple(names)
+
+
+def secret_names(template: Template) -> tuple[str, ...]:
+    """The variables a command template reads through `${env.NAME}`."""
+    names = (_environment_name(part) for part in template.parts)
+    return tuple(name for name in names if name is not None)
 
 
 def _environment_name(part: Any) -> str | None:

@@ -27,19 +27,34 @@ JSON = Any
 
 
 @attrs.frozen
+class Secret:
+    """`${env.NAME}`: read from the environment where the step runs, never stored."""
+
+    name: str
+
+
+Text = tuple[str | Secret, ...]  # text whose secret parts the driver fills in
+
+
+@attrs.frozen
 class RunCommand:
-    """Run `script` with `shell -c`; interpolated values travel as environment variables."""
+    """Run `script` with `shell -c`; interpolated values travel as environment variables.
+
+    `secrets` names every environment variable the command, `cwd` or `env` read through
+    `${env.NAME}`: the driver checks they exist and masks their values in captured output.
+    """
 
     step_id: str
     attempt: int
     script: str
     shell: tuple[str, ...]
     values: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
-    cwd: str | None
+    env: tuple[tuple[str, Text], ...]
+    cwd: Text | None
     timeout_seconds: float | None
     delay_seconds: float
     parse_stdout: bool
+    secrets: tuple[str, ...] = ()
 
 
 Effect = RunCommand
@@ -69,6 +84,7 @@ class StepFinished:
     timed_out: bool
     duration_ms: int
     failure: str | None  # could not start, and why
+    failure_code: str | None  # the error code for `failure`
     stdout: str  # paths relative to the run folder
     stderr: str
     output: JSON  # parsed stdout when the step declares outputs

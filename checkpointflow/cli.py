@@ -208,8 +208,9 @@ def _internal(command: str, error: Exception) -> Envelope:
 def _emit(outcome: Envelope) -> None:
     from checkpointflow import envelope
 
+    text = envelope.dumps(outcome) + "\n"
     try:
-        sys.stdout.write(envelope.dumps(outcome) + "\n")
+        sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
         sys.stdout.flush()
     except BrokenPipeError:
         pass

@@ -8,6 +8,7 @@ checks in `checks.py`.
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 import re
@@ -108,6 +109,11 @@ def parse_yaml(data: bytes, source: str) -> dict[str, Any]:
     return dict(_plain(document, source, [0]))
 
 
+def _key_text(key: Any) -> str:
+    """Mapping keys become JSON object keys: `true: x` is "true", `1: x` is "1"."""
+    return key if isinstance(key, str) else json.dumps(key, default=str)
+
+
 def _yaml_type(value: Any) -> str:
     return "an empty document" if value is None else f"a {type(value).__name__}"
 
@@ -122,7 +128,7 @@ def _plain(value: Any, source: str, budget: list[int]) -> Any:
             "(YAML aliases repeated too often?).",
         )
     if isinstance(value, dict):
-        return {str(key): _plain(item, source, budget) for key, item in value.items()}
+        return {_key_text(key): _plain(item, source, budget) for key, item in value.items()}
     if isinstance(value, list):
         return [_plain(item, source, budget) for item in value]
     if isinstance(value, datetime.date | datetime.datetime):

@@ -19,11 +19,10 @@ from checkpointflow import document, effects, json_schema, store
 from checkpointflow.cache import DiskCache
 from checkpointflow.errors import InternalFailure
 from checkpointflow.interpreter import advance, replay
-from checkpointflow.model import Workflow
+from checkpointflow.model import CliStep, Workflow
 from checkpointflow.progress import Progress
 from checkpointflow.state import (
     RUNNING,
-    Attempt,
     Effect,
     Event,
     EventReceived,
@@ -302,71 +301,70 @@ def replay_run(root: Path, folder: store.RunFolder) -> RunState:
 def step_results(
     root: Path, folder: store.RunFolder, records: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """One row per finished attempt or settled step, in the order the log recorded them."""
+    """One row per command attempt and per settled step, in the order the log has them."""
     workflow = snapshot_workflow(root, folder)
     rows: list[dict[str, Any]] = []
     state: RunState | None = None
     for record in records:
         before = state.steps if state else {}
-        state, _ = advance(workflow, state, event_from_record(record))
+        event = event_from_record(record)
+        state, _ = advance(workflow, state, event)
+        if isinstance(event, StepFinished | RunRecovered):
+            rows.append(_attempt_row(folder, state, event))
         for step_id, step in state.steps.items():
             previous = before.get(step_id)
-            if step != previous:
-                kind = workflow.step(step_id).kind
-                rows.extend(_rows(folder, step_id, kind, step, previous, record["at"]))
+            settled = step.status not in (RUNNING, "completed", "failed") or not isinstance(
+                workflow.step(step_id), CliStep
+            )
+            changed = previous is None or (previous.visits, previous.status) != (
+                step.visits,
+                step.status,
+            )
+            if changed and settled and step.status != RUNNING:
+                rows.append(_status_row(workflow.step(step_id).kind, step_id, step, record["at"]))
     return rows
 
 
-def _rows(
-    folder: store.RunFolder,
-    step_id: str,
-    kind: str,
-    step: StepRecord,
-    previous: StepRecord | None,
-    at: str,
-) -> list[dict[str, Any]]:
-    fresh = previous is None or previous.visits != step.visits
-    attempts = step.attempts if fresh else step.attempts[len(previous.attempts) :]  # type: ignore[union-attr]
-    if attempts:
-        return [_attempt_row(folder, step_id, kind, step, attempt) for attempt in attempts]
-    if step.status == RUNNING or (not fresh and previous and previous.status == step.status):
-        return []
-    error = step.error or {}
-    return [
-        {
-            "step_id": step_id,
-            "step_kind": kind,
-            "status": step.status,
-            "attempt": None,
-            "exit_code": None,
-            "error_code": error.get("code"),
-            "error_message": error.get("message"),
-            "outputs": step.outputs,
-            "stdout_path": None,
-            "stderr_path": None,
-            "duration_ms": None,
-            "created_at": at,
-        }
-    ]
-
-
 def _attempt_row(
-    folder: store.RunFolder, step_id: str, kind: str, step: StepRecord, attempt: Attempt
+    folder: store.RunFolder, state: RunState, event: StepFinished | RunRecovered
 ) -> dict[str, Any]:
-    error = attempt.error or {}
+    """The outcome of one attempt; a successful attempt whose step was entered again at
+    once (a loop onto itself) is no longer in the state, and had no error."""
+    step = state.steps[event.step_id]
+    attempt = next((a for a in step.attempts if a.attempt == event.attempt), None)
+    error = (attempt.error if attempt else None) or {}
+    output = event.output if isinstance(event, StepFinished) else None
+    return {
+        "step_id": event.step_id,
+        "step_kind": "cli",
+        "status": "failed" if error else "completed",
+        "attempt": event.attempt,
+        "exit_code": event.exit_code if isinstance(event, StepFinished) else None,
+        "error_code": error.get("code"),
+        "error_message": error.get("message"),
+        "outputs": None if error else output,
+        "stdout_path": str(folder.path / event.stdout),
+        "stderr_path": str(folder.path / event.stderr),
+        "duration_ms": event.duration_ms if isinstance(event, StepFinished) else None,
+        "created_at": event.at,
+    }
+
+
+def _status_row(kind: str, step_id: str, step: StepRecord, at: str) -> dict[str, Any]:
+    error = step.error or {}
     return {
         "step_id": step_id,
         "step_kind": kind,
-        "status": "failed" if attempt.error else "completed",
-        "attempt": attempt.attempt,
-        "exit_code": attempt.exit_code,
+        "status": step.status,
+        "attempt": None,
+        "exit_code": None,
         "error_code": error.get("code"),
         "error_message": error.get("message"),
-        "outputs": None if attempt.error else step.outputs,
-        "stdout_path": str(folder.path / attempt.stdout),
-        "stderr_path": str(folder.path / attempt.stderr),
-        "duration_ms": attempt.duration_ms,
-        "created_at": attempt.finished_at,
+        "outputs": step.outputs,
+        "stdout_path": None,
+        "stderr_path": None,
+        "duration_ms": None,
+        "created_at": at,
     }
 
 

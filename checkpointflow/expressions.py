@@ -36,7 +36,8 @@ class ExpressionError(Exception):
 
     def __init__(self, message: str, source: str = "", position: int | None = None) -> None:
         where = f" at column {position + 1}" if position is not None else ""
-        text = f"{message}{where} in `{source}`" if source else message
+        shown = source if len(source) <= 200 else source[:200] + "..."
+        text = f"{message}{where} in `{shown}`" if source else message
         super().__init__(text)
         self.reason = message
         self.source = source
@@ -108,14 +109,24 @@ class Token:
 _TOKEN_PATTERN = re.compile(
     r"""
     (?P<space>\s+)
-  | (?P<number>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<number>[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_-]*)
   | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|-)
   | (?P<quote>["'])
     """,
     re.VERBOSE,
 )
-_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "/": "/", "n": "\n", "t": "\t", "r": "\r", "b": "\b"}
+_ESCAPES = {
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    "/": "/",
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "b": "\b",
+    "f": "\f",
+}
 _WORD_OPERATORS = frozenset({"and", "or", "not", "in"})
 _CONSTANTS = {"true": True, "false": False, "null": None}
 
@@ -135,7 +146,12 @@ def tokenize(source: str) -> list[Token]:
             position = end
             continue
         if kind == "number":
-            number: int | float = int(text) if text.isdigit() else float(text)
+            try:
+                number: int | float = int(text) if text.isdigit() else float(text)
+            except ValueError:
+                raise ExpressionError("number too long", source, position) from None
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ExpressionError("number too large", source, position)
             tokens.append(Token("number", text, number, position))
         elif kind == "name" and text in _WORD_OPERATORS:
             tokens.append(Token("op", text, text, position))
@@ -144,6 +160,10 @@ def tokenize(source: str) -> list[Token]:
         position = match.end()
     tokens.append(Token("end", "", None, len(source)))
     return tokens
+
+
+def _is_surrogate_pair(high: str, low: str) -> bool:
+    return "\ud800" <= high <= "\udbff" and "\udc00" <= low <= "\udfff"
 
 
 def _read_string(source: str, start: int) -> tuple[str, int]:
@@ -161,6 +181,9 @@ def _read_string(source: str, start: int) -> tuple[str, int]:
             ):
                 chars.append(chr(int(source[position + 2 : position + 6], 16)))
                 position += 6
+                if len(chars) > 1 and _is_surrogate_pair(chars[-2], chars[-1]):
+                    pair = (chars[-2] + chars[-1]).encode("utf-16", "surrogatepass")
+                    chars[-2:] = [pair.decode("utf-16")]
                 continue
             if escape not in _ESCAPES:
                 raise ExpressionError("unknown escape in string", source, position)
@@ -422,16 +445,16 @@ def evaluate(node: Node, context: Mapping[str, Any], strict: bool = False) -> An
     if isinstance(node, Path):
         return _follow(node, context, strict)
     if isinstance(node, Unary):
-        operand = evaluate(node.operand, context)
+        operand = evaluate(node.operand, context, strict)
         if node.operator == "not":
             return not truthy(operand)
         if not is_number(operand):
             raise ExpressionError(f"cannot negate {type_name(operand)}")
         return -operand
     if isinstance(node, Binary):
-        return _binary(node, context)
+        return _binary(node, context, strict)
     return FUNCTIONS[node.function][1](
-        *(evaluate(argument, context) for argument in node.arguments)
+        *(evaluate(argument, context, strict) for argument in node.arguments)
     )
 
 
@@ -444,7 +467,7 @@ def _follow(path: Path, context: Mapping[str, Any], strict: bool) -> Any:
     for key in path.keys:
         if value is _MISSING:
             break
-        index = evaluate(key, context)
+        index = evaluate(key, context, strict)
         text += f".{index}" if isinstance(index, str) else f"[{to_text(index)}]"
         value = _lookup(value, index)
     if value is not _MISSING:
@@ -463,13 +486,13 @@ def _lookup(container: Any, key: Any) -> Any:
     return _MISSING
 
 
-def _binary(node: Binary, context: Mapping[str, Any]) -> Any:
-    left = evaluate(node.left, context)
+def _binary(node: Binary, context: Mapping[str, Any], strict: bool) -> Any:
+    left = evaluate(node.left, context, strict)
     if node.operator == "and":
-        return truthy(left) and truthy(evaluate(node.right, context))
+        return truthy(left) and truthy(evaluate(node.right, context, strict))
     if node.operator == "or":
-        return truthy(left) or truthy(evaluate(node.right, context))
-    right = evaluate(node.right, context)
+        return truthy(left) or truthy(evaluate(node.right, context, strict))
+    right = evaluate(node.right, context, strict)
     if node.operator == "==":
         return json_equal(left, right)
     if node.operator == "!=":

@@ -420,7 +420,7 @@ def _attempt_error(step: CliStep, event: StepFinished) -> dict[str, Any] | None:
         )
     if event.timed_out:
         message = (
-            f"Step '{step.id}' timed out after {step.timeout_seconds:g}s; "
+            f"Step '{step.id}' timed out after {step.timeout_seconds or 0:g}s; "
             "its process group was stopped"
         )
         return _error("ERR_TIMEOUT", message, step.id, details)

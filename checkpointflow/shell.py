@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from checkpointflow.expressions import Literal, Path, Template, evaluate, to_text
+from checkpointflow.expressions import ExpressionError, Literal, Path, Template, evaluate, to_text
 from checkpointflow.state import Secret
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -29,17 +29,17 @@ def shell_script(template: Template, context: Mapping[str, Any]) -> tuple[str, t
     """The script to hand to `shell -c`, and the values its variables carry, in order."""
     values: list[str] = []
     pieces: list[str] = []
-    quoting = ""  # "", "'" or '"': the quote the template text has left open
+    scanner = _Scanner()
     for part in template.parts:
         if isinstance(part, str):
             pieces.append(part)
-            quoting = _quote_after(part, quoting)
+            scanner.feed(part)
             continue
         name = _environment_name(part)
         if name is None:
             values.append(to_text(evaluate(part, context, strict=True)))
             name = value_variable(len(values))
-        pieces.append(_reference(name, quoting))
+        pieces.append(scanner.reference(name))
     return "".join(pieces), tuple(values)
 
 
@@ -97,28 +97,113 @@ def _environment_name(part: Any) -> str | None:
     return None
 
 
-def _reference(name: str, quoting: str) -> str:
-    if quoting == '"':
-        return "${" + name + "}"
-    if quoting == "'":
-        return "'\"${" + name + "}\"'"
-    return '"${' + name + '}"'
+class _Scanner:
+    """Follows POSIX sh quoting through the template text, to quote each reference right.
 
+    It tracks nested contexts (quotes, `$(...)`, `(...)`, backticks) and here-documents,
+    which is all it takes to know how the shell will read the spot a value lands in.
+    """
 
-def _quote_after(text: str, quoting: str) -> str:
-    """Which quote is open after `text`, given the one open before it (POSIX sh rules)."""
-    index = 0
-    while index < len(text):
+    def __init__(self) -> None:
+        self.stack: list[str] = [""]  # "" plain, '"', "'", "$(", "(", "`"
+        self.pending: list[tuple[str, bool, bool]] = []  # here-docs: word, quoted, dash
+        self.heredoc: tuple[str, bool, bool] | None = None
+        self.line = ""
+        self.escaped = False
+        self.word_start = True
+        self.after_blank = True
+
+    def reference(self, name: str) -> str:
+        self.after_blank = False
+        if self.heredoc is not None:
+            if self.heredoc[1]:
+                raise ExpressionError(
+                    "a value cannot go inside a here-document with a quoted delimiter "
+                    "(nothing expands there); use an unquoted one such as <<EOF"
+                )
+            self.line += "${}"
+            return "${" + name + "}"
+        top = self.stack[-1]
+        if top == '"':
+            return "${" + name + "}"
+        if top == "'":
+            return "'\"${" + name + "}\"'"
+        return '"${' + name + '}"'
+
+    def feed(self, text: str) -> None:
+        index = 0
+        while index < len(text):
+            self.word_start = (index == 0 and self.after_blank) or (
+                index > 0 and text[index - 1] in " \t\n;&|("
+            )
+            index = self._step(text, index)
+        self.after_blank = bool(text) and text[-1] in " \t\n;&|("
+
+    def _step(self, text: str, index: int) -> int:
         char = text[index]
-        if quoting == "'":
+        if self.heredoc is not None:
+            return self._heredoc_step(char, index)
+        top = self.stack[-1]
+        if self.escaped:
+            self.escaped = False
+        elif top == "'":
             if char == "'":
-                quoting = ""
+                self.stack.pop()
         elif char == "\\":
-            index += 1
-        elif quoting == '"':
+            self.escaped = True
+        elif top == '"':
             if char == '"':
-                quoting = ""
+                self.stack.pop()
+            else:
+                return self._substitution(text, index)
         elif char in "'\"":
-            quoting = char
-        index += 1
-    return quoting
+            self.stack.append(char)
+        elif char == "#" and self.word_start:
+            end = text.find("\n", index)
+            return len(text) if end < 0 else end
+        elif char == "<" and text.startswith("<<", index) and not text.startswith("<<<", index):
+            return self._heredoc_start(text, index)
+        elif char == "(":
+            self.stack.append("(")
+        elif char == ")" and top in ("(", "$("):
+            self.stack.pop()
+        elif char == "\n" and self.pending:
+            self.heredoc = self.pending.pop(0)
+        else:
+            return self._substitution(text, index)
+        return index + 1
+
+    def _substitution(self, text: str, index: int) -> int:
+        if text.startswith("$(", index):
+            self.stack.append("$(")
+            return index + 2
+        if text[index] == "`":
+            if self.stack[-1] == "`":
+                self.stack.pop()
+            else:
+                self.stack.append("`")
+        return index + 1
+
+    def _heredoc_start(self, text: str, index: int) -> int:
+        match = _HEREDOC.match(text, index)
+        if match is None:
+            return index + 2
+        word = match.group("word")
+        quoted = any(quote in word for quote in "'\"\\")
+        self.pending.append((re.sub(r"['\"\\]", "", word), quoted, bool(match.group("dash"))))
+        return match.end()
+
+    def _heredoc_step(self, char: str, index: int) -> int:
+        assert self.heredoc is not None
+        if char != "\n":
+            self.line += char
+            return index + 1
+        word, _, dash = self.heredoc
+        line = self.line.lstrip("\t") if dash else self.line
+        self.line = ""
+        if line == word:
+            self.heredoc = self.pending.pop(0) if self.pending else None
+        return index + 1
+
+
+_HEREDOC = re.compile(r"<<(?P<dash>-?)[ \t]*(?P<word>'[^']*'|\"[^\"]*\"|[^\s;&|<>()]+)")

@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from checkpointflow.errors import LockConflict, PersistenceFailure, RuntimeFailure
+from checkpointflow.errors import LockConflict, PersistenceFailure, ValidationFailure
 
 EVENT_SCHEMA = "checkpointflow-event/v1"
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -94,13 +95,13 @@ def create_run(root: Path, run_id: str, workflow_bytes: bytes) -> RunFolder:
 def find_run(root: Path, run_id: str) -> RunFolder:
     """The folder of an existing run; an id that is not a valid id is never used as a path."""
     if not RUN_ID_PATTERN.fullmatch(run_id):
-        raise RuntimeFailure(
+        raise ValidationFailure(
             "ERR_RUN_NOT_FOUND",
             f"No run with id {run_id[:200]!r}: run ids are letters, digits, '_' and '-'.",
         )
     folder = RunFolder(run_id, _runs_dir(root) / run_id)
     if not (folder.events_file.is_file() or folder.state_file.is_file()):
-        raise RuntimeFailure(
+        raise ValidationFailure(
             "ERR_RUN_NOT_FOUND",
             f"No run with id {run_id!r} under {_runs_dir(root)}. "
             "Check the id and CHECKPOINTFLOW_BASE_DIR.",
@@ -158,6 +159,8 @@ def write_file_atomically(path: Path, data: bytes) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:
+            if path.name == STATE_FILE:
+                _crash_point("state", handle, data)
             handle.write(data)
             handle.flush()
             if durable():
@@ -181,7 +184,12 @@ def _sync_folder(path: Path) -> None:
 
 def dumps_pretty(data: Any) -> bytes:
     """Two-space indent, sorted keys, trailing newline: easy for cat, jq and git diff."""
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return utf8(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def utf8(text: str) -> bytes:
+    """UTF-8 for JSON text; a lone surrogate (valid in JSON strings) stays a \\u escape."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 def write_state(folder: RunFolder, state: dict[str, Any]) -> int:
@@ -226,29 +234,74 @@ class EventLog:
             self._heal_torn_tail()
 
     def _heal_torn_tail(self) -> None:
-        """A crash mid-append can leave a partial last line; end it so the next one parses."""
+        """Drop a partial last line left by a crash mid-append.
+
+        A torn record was never acknowledged (its fsync never returned), so it never
+        happened; cutting it keeps every line of the log a whole JSON record.
+        """
         if self.offset == 0:
             return
         with open(self.folder.events_file, "rb") as reader:
-            reader.seek(self.offset - 1)
-            if reader.read(1) != b"\n":
-                self.handle.write(b"\n")
-                self.handle.flush()
-                self.offset += 1
+            reader.seek(max(0, self.offset - 65536))
+            tail = reader.read()
+        if tail.endswith(b"\n"):
+            return
+        end = tail.rfind(b"\n")
+        if end < 0 and self.offset > len(tail):
+            end = _last_newline(self.folder.events_file)
+        else:
+            end = self.offset - len(tail) + end
+        self.handle.truncate(end + 1)
+        self.handle.flush()
+        if durable():
+            os.fdatasync(self.handle.fileno())
+        self.offset = end + 1
 
     def append(self, record: dict[str, Any]) -> int:
         """Append one record durably; returns the log's size after it."""
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = utf8(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         with persisting(self.folder.events_file):
-            self.handle.write(line.encode())
+            _crash_point("append", self.handle, line)
+            self.handle.write(line)
             self.handle.flush()
             if durable():
                 os.fdatasync(self.handle.fileno())
-        self.offset += len(line.encode())
+        self.offset += len(line)
         return self.offset
 
     def close(self) -> None:
         self.handle.close()
+
+
+def _last_newline(path: Path) -> int:
+    """Offset of the last newline in a file (-1 when there is none), reading backwards."""
+    with open(path, "rb") as reader:
+        position = reader.seek(0, os.SEEK_END)
+        while position > 0:
+            start = max(0, position - 65536)
+            reader.seek(start)
+            found = reader.read(position - start).rfind(b"\n")
+            if found >= 0:
+                return start + found
+            position = start
+    return -1
+
+
+_crash_counts = {"append": 0, "state": 0}
+
+
+def _crash_point(kind: str, handle: BinaryIO, data: bytes) -> None:
+    """Testing hook for crash consistency: CHECKPOINTFLOW_TEST_CRASH=append:7 (or state:3)
+    makes this process write half of its 7th log record (3rd state file) and die at once
+    with SIGKILL, leaving exactly the torn write a power cut or kill could leave."""
+    spec = os.environ.get("CHECKPOINTFLOW_TEST_CRASH")
+    if not spec:
+        return
+    _crash_counts[kind] += 1
+    if spec == f"{kind}:{_crash_counts[kind]}":
+        handle.write(data[: len(data) // 2])
+        handle.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_events(folder: RunFolder, offset: int = 0) -> tuple[list[dict[str, Any]], int]:

@@ -120,9 +120,14 @@ def cpf(tmp_path: Path) -> Iterator[Cpf]:
 
 
 def check_run_folders(root: Path) -> None:
-    """Schemas of state.json and events.jsonl, and the replay property, for every run."""
-    from checkpointflow import driver, store
-    from checkpointflow.state import state_to_json
+    """Schemas of state.json and events.jsonl, and the replay property, for every run.
+
+    state.json is a checkpoint: replaying the log up to its `seq` reproduces it exactly,
+    its `log_offset` is where that record ends, and the whole log replays to the state
+    every command reports (checkpoint plus the events logged after it).
+    """
+    from checkpointflow import driver, interpreter, store
+    from checkpointflow.state import event_from_record, state_to_json
 
     runs = root / "runs"
     if not runs.is_dir():
@@ -131,13 +136,24 @@ def check_run_folders(root: Path) -> None:
         if not (path / "events.jsonl").is_file():
             continue
         folder = store.RunFolder(path.name, path)
-        stored = json.loads((path / "state.json").read_text())
-        STATE(stored)
-        for line in (path / "events.jsonl").read_text().splitlines():
-            EVENT(json.loads(line))
-        stored.pop("log_offset")
+        records = [json.loads(line) for line in (path / "events.jsonl").read_bytes().splitlines()]
+        for record in records:
+            EVENT(record)
+        assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+        workflow = driver.snapshot_workflow(root, folder)
+        if (path / "state.json").exists():
+            stored = json.loads((path / "state.json").read_text())
+            STATE(stored)
+            offset = stored.pop("log_offset")
+            prefix = [event_from_record(r) for r in records[: stored["seq"]]]
+            assert state_to_json(interpreter.replay(workflow, prefix)) == stored, path
+            log = (path / "events.jsonl").read_bytes()
+            assert offset == len(
+                b"".join(line + b"\n" for line in log.splitlines()[: stored["seq"]])
+            )
         replayed = state_to_json(driver.replay_run(root, folder))
-        assert replayed == stored, f"replaying {path}/events.jsonl does not give state.json"
+        loaded = state_to_json(driver.load_state(root, folder))
+        assert replayed == loaded, f"replaying {path}/events.jsonl does not give the run's state"
 
 
 WORKFLOW_HEAD = "schema_version: checkpointflow/v1\nworkflow:\n"

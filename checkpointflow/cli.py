@@ -137,6 +137,16 @@ def guide() -> None:
     click.echo(text, nl=False)
 
 
+def _register_operations() -> None:
+    """Commands for operating many runs live in their own module."""
+    from checkpointflow.cli_operations import register
+
+    register(cli)
+
+
+_register_operations()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: exactly one envelope on stdout, and its exit code."""
     arguments = sys.argv[1:] if argv is None else argv

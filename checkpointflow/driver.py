@@ -103,6 +103,7 @@ class Session:
 
     def checkpoint(self, state: RunState) -> None:
         store.write_state(self.folder, {**state_to_json(state), "log_offset": self.log.offset})
+        store.write_summary(self.folder, summary_of(state))
         self.unsaved_events = 0
         self.saved_at = time.monotonic()
 
@@ -365,6 +366,23 @@ def _status_row(kind: str, step_id: str, step: StepRecord, at: str) -> dict[str,
         "stderr_path": None,
         "duration_ms": None,
         "created_at": at,
+    }
+
+
+def summary_of(state: RunState) -> dict[str, Any]:
+    """The few fields `cpf list` shows, kept beside state.json so listing stays cheap."""
+    wait = state.wait or {}
+    return {
+        "run_id": state.run_id,
+        "workflow_id": state.workflow_id,
+        "workflow_version": state.workflow_version,
+        "status": state.status,
+        "current_step_id": state.current_step_id,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+        "event_name": wait.get("event_name"),
+        "audience": wait.get("audience"),
+        "seq": state.seq,
     }
 
 

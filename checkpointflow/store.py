@@ -32,6 +32,7 @@ RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 STATE_FILE = "state.json"
 EVENTS_FILE = "events.jsonl"
 WORKFLOW_FILE = "workflow.yaml"
+SUMMARY_FILE = "summary.json"
 
 
 def state_root() -> Path:
@@ -198,6 +199,14 @@ def write_state(folder: RunFolder, state: dict[str, Any]) -> int:
     with persisting(folder.state_file):
         write_file_atomically(folder.state_file, data)
     return len(data)
+
+
+def write_summary(folder: RunFolder, summary: dict[str, Any]) -> None:
+    """A small derived file for listings; rebuildable from state.json, so never fsync'd."""
+    temporary = folder.path / f".summary.json.{os.getpid()}.tmp"
+    with persisting(folder.path):
+        temporary.write_bytes(utf8(json.dumps(summary, sort_keys=True, ensure_ascii=False) + "\n"))
+        os.replace(temporary, folder.path / SUMMARY_FILE)
 
 
 def read_state(folder: RunFolder) -> dict[str, Any] | None:

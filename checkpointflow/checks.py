@@ -28,7 +28,7 @@ _ROOT_HINTS = {
     "event": "`event` is only available in the transitions of an await_event step",
     "item": "`item` is only available inside a foreach body",
     "item_index": "`item_index` is only available inside a foreach body",
-    "env": "`env` is only allowed where values leave the run (command, cwd, env)",
+    "env": "`env` is only allowed where values leave the run (command, cwd, env, url, headers, query, body)",
 }
 
 
@@ -61,6 +61,18 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     problems += _schema_definition(workflow.get("inputs"), "/workflow/inputs", None)
     for index, step in enumerate(steps):
         problems += _step_problems(step, f"/workflow/steps/{index}", known)
+    for name, entry in workflow.get("outputs", {}).items():
+        text = entry["from"] if isinstance(entry, dict) else entry
+        path = f"/workflow/outputs/{name}" + ("/from" if isinstance(entry, dict) else "")
+        site = Site(path, text, DATA_ROOTS, condition=True)
+        for problem in _expression_problems(site, "", known):
+            problems.append(
+                attrs.evolve(
+                    problem,
+                    step_id=None,
+                    message=problem.message.replace("step '': ", f"output '{name}': "),
+                )
+            )
     return problems
 
 
@@ -83,21 +95,41 @@ def _step_problems(step: dict[str, Any], base: str, known: set[str]) -> list[Pro
     problems: list[Problem] = []
     for site in _sites(step, base):
         problems += _expression_problems(site, step_id, known)
-    for index, transition in enumerate(step.get("transitions", ())):
-        if transition["next"] not in known:
+    for path, target in _targets(step, base):
+        if target not in known:
             problems.append(
                 Problem(
-                    f"{base}/transitions/{index}/next",
-                    f"step '{step_id}': transition target '{transition['next']}' is not a step "
-                    f"id in this workflow (known: {', '.join(sorted(known))})",
+                    path,
+                    f"step '{step_id}': target '{target}' is not a step id in this workflow "
+                    f"(known: {', '.join(sorted(known))})",
                     step_id,
                 )
             )
+    if "on_timeout" in step and not step.get("timeout_seconds"):
+        problems.append(
+            Problem(
+                f"{base}/on_timeout",
+                f"step '{step_id}': on_timeout needs timeout_seconds to say when the wait ends",
+                step_id,
+            )
+        )
     for field in ("outputs", "input_schema"):
         problems += _schema_definition(step.get(field), f"{base}/{field}", step_id)
     if "shell" in step:
         problems += _shell_problems(step["shell"], f"{base}/shell", step_id)
     return problems
+
+
+def _targets(step: dict[str, Any], base: str) -> Iterator[tuple[str, str]]:
+    """Every step id this step may jump to, with where it is written."""
+    for field in ("transitions", "cases"):
+        for index, entry in enumerate(step.get(field, ())):
+            yield f"{base}/{field}/{index}/next", entry["next"]
+    if "default" in step:
+        yield f"{base}/default", step["default"]
+    for field in ("on_error", "on_timeout"):
+        if field in step:
+            yield f"{base}/{field}/next", step[field]["next"]
 
 
 def _sites(step: dict[str, Any], base: str) -> Iterator[Site]:
@@ -109,6 +141,8 @@ def _sites(step: dict[str, Any], base: str) -> Iterator[Site]:
         if "when" in transition:
             path = f"{base}/transitions/{index}/when"
             yield Site(path, transition["when"], when_roots, condition=True)
+    for index, case in enumerate(step.get("cases", ())):
+        yield Site(f"{base}/cases/{index}/when", case["when"], data, condition=True)
     outward = data | {"env"}
     command = step.get("command")
     if isinstance(command, list):
@@ -116,11 +150,16 @@ def _sites(step: dict[str, Any], base: str) -> Iterator[Site]:
             yield Site(f"{base}/command/{index}", part, outward)
     elif command is not None:
         yield Site(f"{base}/command", command, outward)
-    if "cwd" in step:
-        yield Site(f"{base}/cwd", step["cwd"], outward)
-    for name, value in step.get("env", {}).items():
-        if isinstance(value, str):
-            yield Site(f"{base}/env/{name}", value, outward)
+    for field in ("cwd", "url"):
+        if field in step:
+            yield Site(f"{base}/{field}", step[field], outward)
+    for field in ("env", "headers", "query"):
+        for name, value in step.get(field, {}).items():
+            if isinstance(value, str):
+                yield Site(f"{base}/{field}/{name}", value, outward)
+    if step["kind"] == "api" and "body" in step:
+        for path, text in templates_in(step["body"]):
+            yield Site(f"{base}/body{path}", text, outward)
     for field in ("prompt", "summary"):
         if field in step:
             yield Site(f"{base}/{field}", step[field], data)

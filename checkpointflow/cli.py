@@ -129,6 +129,15 @@ def recover(run_id: str, quiet: bool) -> Envelope:
 
 
 @cli.command()
+@quiet_option
+def tick(quiet: bool) -> Envelope:
+    """Time out every wait past its deadline and drive those runs on (run it from cron)."""
+    from checkpointflow import engine
+
+    return engine.tick(quiet)
+
+
+@cli.command()
 def guide() -> None:
     """Print the guide: every command, step kind, field and code."""
     from importlib import resources

@@ -18,17 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from checkpointflow import json_schema
 from checkpointflow.errors import ValidationFailure
-from checkpointflow.expressions import parse_condition
-from checkpointflow.model import (
-    AwaitEventStep,
-    CliStep,
-    EndStep,
-    PlannedStep,
-    Retry,
-    Step,
-    Transition,
-    Workflow,
-)
+from checkpointflow.model import Workflow, build_workflow
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 MAX_NODES = 1_000_000
@@ -196,67 +186,6 @@ def raise_problems(problems: list[Problem], source: str) -> None:
         step_id=first.step_id,
         details=[problem.to_json() for problem in problems],
     )
-
-
-def build_workflow(document: dict[str, Any]) -> Workflow:
-    """The immutable model of a document that `find_problems` found no fault in."""
-    spec = document["workflow"]
-    return Workflow(
-        id=spec["id"],
-        name=spec.get("name"),
-        version=None if spec.get("version") is None else str(spec["version"]),
-        description=spec.get("description"),
-        inputs_schema=spec.get("inputs"),
-        steps=tuple(_build_step(step) for step in spec["steps"]),
-        default_shell=spec.get("defaults", {}).get("shell"),
-    )
-
-
-def _build_step(spec: dict[str, Any]) -> Step:
-    common: dict[str, Any] = {
-        "id": spec["id"],
-        "kind": spec["kind"],
-        "name": spec.get("name"),
-        "condition": parse_condition(spec["if"]) if "if" in spec else None,
-        "transitions": tuple(
-            Transition(parse_condition(t["when"]) if "when" in t else None, t["next"])
-            for t in spec.get("transitions", ())
-        ),
-        "timeout_seconds": spec.get("timeout_seconds") or None,  # 0 means no limit
-        "risk_level": spec.get("risk_level"),
-        "retry": Retry(**spec.get("retry", {})),
-    }
-    kind = spec["kind"]
-    if kind == "cli":
-        return CliStep(
-            **common,
-            command=spec["command"] if isinstance(spec["command"], str) else tuple(spec["command"]),
-            shell=spec.get("shell"),
-            cwd=spec.get("cwd"),
-            env=tuple((name, _text(value)) for name, value in spec.get("env", {}).items()),
-            outputs_schema=spec.get("outputs"),
-            success_exit_codes=frozenset(spec.get("success", {}).get("exit_codes", [0])),
-        )
-    if kind == "await_event":
-        instructions = spec.get("instructions")
-        return AwaitEventStep(
-            **common,
-            audience=spec["audience"],
-            event_name=spec["event_name"],
-            input_schema=spec["input_schema"],
-            prompt=spec.get("prompt"),
-            summary=spec.get("summary"),
-            instructions=None if instructions is None else tuple(instructions),
-        )
-    if kind == "end":
-        return EndStep(**common, result=spec.get("result"))
-    return PlannedStep(**common)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def load_workflow(path: str) -> tuple[Workflow, bytes]:

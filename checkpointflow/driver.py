@@ -17,26 +17,30 @@ from typing import Any
 
 from checkpointflow import document, effects, json_schema, store
 from checkpointflow.cache import DiskCache
-from checkpointflow.errors import InternalFailure
-from checkpointflow.interpreter import advance, replay
-from checkpointflow.model import CliStep, Workflow
+from checkpointflow.errors import InternalFailure, LockConflict, RuntimeFailure
+from checkpointflow.interpreter import advance, replay, wait_deadline
+from checkpointflow.model import CliStep, Workflow, build_workflow
 from checkpointflow.progress import Progress
 from checkpointflow.state import (
     RUNNING,
     Effect,
     Event,
     EventReceived,
+    ResponseReceived,
     RunCancelled,
     RunRecovered,
     RunStarted,
     RunState,
+    SendRequest,
     StepFinished,
     StepRecord,
+    WaitExpired,
     event_from_record,
     event_to_record,
     state_from_json,
     state_to_json,
 )
+from checkpointflow.timestamps import to_millis
 
 CHECKPOINT_EVERY_EVENTS = 100
 CHECKPOINT_EVERY_SECONDS = 2.0
@@ -71,11 +75,11 @@ def workflow_from_bytes(root: Path, data: bytes, source: str) -> Workflow:
     key = hashlib.sha256(data).hexdigest()
     cached = cache.load(key)
     if cached is not None:
-        return document.build_workflow(json.loads(cached))
+        return build_workflow(json.loads(cached))
     parsed = document.parse_yaml(data, source)
     document.raise_problems(document.find_problems(parsed), source)
     cache.save(key, json.dumps(parsed))
-    return document.build_workflow(parsed)
+    return build_workflow(parsed)
 
 
 class Session:
@@ -119,7 +123,9 @@ class Session:
         self.progress.run_settled(state)
         return state
 
-    def perform(self, effect: Effect) -> StepFinished:
+    def perform(self, effect: Effect) -> StepFinished | ResponseReceived:
+        if isinstance(effect, SendRequest):
+            return self.send(effect)
         stdout, stderr = self.folder.output_files(effect.step_id, effect.attempt)
         self.progress.step_started(effect)
         group_file = self.folder.process_file(effect.step_id, effect.attempt)
@@ -150,6 +156,34 @@ class Session:
             at=now(),
         )
         self.progress.step_finished(event)
+        return event
+
+    def send(self, effect: SendRequest) -> ResponseReceived:
+        body_file = self.folder.output_files(effect.step_id, effect.attempt)[0]
+        self.progress.step_started(effect)
+        outcome = effects.send(effect, self.folder.path / body_file)
+        body, is_json = None, False
+        if outcome.failure is None:
+            data, truncated = store.read_output_file(self.folder, body_file, max_output_bytes())
+            if not truncated:
+                body, problem = parse_json_output(data)
+                is_json = problem is None
+                if not is_json:
+                    body = data.decode("utf-8", errors="replace")
+        event = ResponseReceived(
+            step_id=effect.step_id,
+            attempt=effect.attempt,
+            status=outcome.status,
+            headers=outcome.headers,
+            body=body,
+            body_is_json=is_json,
+            failure=outcome.failure,
+            failure_code=outcome.failure_code,
+            duration_ms=outcome.duration_ms,
+            body_file=body_file,
+            at=now(),
+        )
+        self.progress.response_received(event)
         return event
 
     def read_output(self, relative: str, required: bool) -> tuple[Any, str | None]:
@@ -201,12 +235,50 @@ def start_run(root: Path, path: str, inputs: Any, progress: Progress) -> tuple[R
         return session.drive(state, work), []
 
 
+def settle_overdue_wait(
+    root: Path, folder: store.RunFolder, state: RunState, progress: Progress
+) -> RunState:
+    """Within the run's lock: time out a wait whose deadline has passed, and drive on."""
+    deadline = wait_deadline(state)
+    at = now()
+    if deadline is None or to_millis(at) < to_millis(deadline):
+        return state
+    session = Session(folder, snapshot_workflow(root, folder), progress)
+    try:
+        state, work = session.apply(state, WaitExpired(state.wait["step_id"], at))
+    except BaseException:
+        session.log.close()
+        raise
+    return session.drive(state, work)
+
+
+def settle_if_overdue(root: Path, folder: store.RunFolder, progress: Progress) -> RunState:
+    """For readers (`status`, `tick`): time out an overdue wait unless someone holds the run."""
+    state = load_state(root, folder)
+    if wait_deadline(state) is None:
+        return state
+    try:
+        with store.locked(folder):
+            return settle_overdue_wait(root, folder, load_state(root, folder), progress)
+    except LockConflict:
+        return state
+
+
 def resume_run(
     root: Path, run_id: str, event_name: str, payload: Any, progress: Progress
 ) -> RunState:
     folder = store.find_run(root, run_id)
     with store.locked(folder):
         state = load_state(root, folder)
+        deadline = wait_deadline(state)
+        settled = settle_overdue_wait(root, folder, state, progress)
+        if settled is not state:
+            raise RuntimeFailure(
+                "ERR_RUN_NOT_WAITING",
+                f"The wait at step {state.current_step_id} timed out at {deadline}, before "
+                f"this resume; the run has moved on and is now {settled.status}.",
+                step_id=settled.current_step_id,
+            )
         workflow = snapshot_workflow(root, folder)
         session = Session(folder, workflow, progress)
         try:
@@ -382,6 +454,7 @@ def summary_of(state: RunState) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "event_name": wait.get("event_name"),
         "audience": wait.get("audience"),
+        "deadline": wait.get("deadline"),
         "seq": state.seq,
     }
 

@@ -7,17 +7,19 @@ back as an event. This is the only module that starts processes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 
 from checkpointflow.shell import value_variable
-from checkpointflow.state import RunCommand, Text
+from checkpointflow.state import RunCommand, SendRequest, Text
 
 GRACE_SECONDS = 2.0
 
@@ -90,16 +92,24 @@ def perform(
     return CommandOutcome(exit_code, timed_out, _since(started))
 
 
-def _masked(text: str | None, effect: RunCommand) -> str | None:
+def _masked(text: str | None, effect: RunCommand | SendRequest) -> str | None:
     for name in effect.secrets:
         if text and os.environ.get(name):
             text = text.replace(os.environ[name], MASK.decode())
     return text
 
 
-def fill(text: Text) -> str:
-    """Text with each secret part replaced by its variable's value."""
-    return "".join(part if isinstance(part, str) else os.environ[part.name] for part in text)
+def fill(text: Text, json_string: bool = False) -> str:
+    """Text with each secret part replaced by its variable's value (JSON-escaped inside
+    a JSON string when `json_string`)."""
+    return "".join(
+        part if isinstance(part, str) else _secret_text(os.environ[part.name], json_string)
+        for part in text
+    )
+
+
+def _secret_text(value: str, json_string: bool) -> str:
+    return json.dumps(value, ensure_ascii=False)[1:-1] if json_string else value
 
 
 def mask_file(path: Path, secrets: list[bytes]) -> None:
@@ -187,3 +197,94 @@ def _start_failure(error: OSError, effect: RunCommand, cwd: str | None) -> str:
 
 def _since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
+
+
+# --- HTTP ---------------------------------------------------------------------------------
+
+DEFAULT_HTTP_TIMEOUT = 300.0
+
+
+@attrs.frozen
+class ResponseOutcome:
+    status: int | None
+    headers: dict[str, str]
+    duration_ms: int
+    failure: str | None = None  # no response, and why
+    failure_code: str | None = None
+
+
+def send(effect: SendRequest, body_path: Path) -> ResponseOutcome:
+    """Send the request with the standard library; the response body streams to a file."""
+    if effect.delay_seconds > 0:
+        time.sleep(effect.delay_seconds)
+    body_path.parent.mkdir(parents=True, exist_ok=True)
+    body_path.write_bytes(b"")
+    missing = [name for name in effect.secrets if name not in os.environ]
+    if missing:
+        reason = f"environment variable {', '.join(missing)} is not set where the step runs"
+        return ResponseOutcome(None, {}, 0, reason, "ERR_MISSING_ENV")
+    started = time.monotonic()
+    try:
+        request = _request(effect)
+    except ValueError as error:
+        return ResponseOutcome(None, {}, 0, _masked(str(error), effect), "ERR_HTTP_CONNECTION")
+    status, headers, failure, code = _exchange(request, effect, body_path)
+    secrets = [os.environ[name].encode() for name in effect.secrets if os.environ[name]]
+    mask_file(body_path, secrets)
+    return ResponseOutcome(status, headers, _since(started), _masked(failure, effect), code)
+
+
+def _request(effect: SendRequest) -> Any:
+    from urllib.parse import urlencode, urlsplit
+    from urllib.request import Request
+
+    url = fill(effect.url)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"url {url!r} is not an http:// or https:// URL")
+    query = urlencode([(name, fill(value)) for name, value in effect.query])
+    if query:
+        url += ("&" if "?" in url else "?") + query
+    headers = {name: fill(value) for name, value in effect.headers}
+    for name, value in headers.items():
+        if any(char in value for char in "\r\n\0"):
+            raise ValueError(f"header {name} contains a line break or NUL")
+    data = None
+    if effect.body is not None:
+        data = fill(effect.body, json_string=True).encode()
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+    return Request(url, data=data, headers=headers, method=effect.method)
+
+
+def _exchange(
+    request: Any, effect: SendRequest, body_path: Path
+) -> tuple[int | None, dict[str, str], str | None, str | None]:
+    """Status, headers, and a failure with its code when no response came back."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    timeout = effect.timeout_seconds or DEFAULT_HTTP_TIMEOUT
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            _stream(response, body_path)
+            return response.status, dict(response.headers.items()), None, None
+    except urllib.error.HTTPError as response:
+        _stream(response, body_path)
+        return response.code, dict(response.headers.items()), None, None
+    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
+            return None, {}, f"no response within {timeout:g}s", "ERR_TIMEOUT"
+        return (
+            None,
+            {},
+            f"{effect.method} {request.full_url} failed: {reason}",
+            "ERR_HTTP_CONNECTION",
+        )
+
+
+def _stream(response: Any, body_path: Path) -> None:
+    with open(body_path, "wb") as target:
+        while chunk := response.read(1 << 16):
+            target.write(chunk)

@@ -90,10 +90,26 @@ def recover(run_id: str, quiet: bool) -> Envelope:
     return envelope.for_run("recover", state_to_json(state), warnings=notes)
 
 
+def tick(quiet: bool) -> Envelope:
+    """Advance every run whose wait is past its deadline (for cron)."""
+    root = _root()
+    advanced = []
+    for folder, summary in store.run_summaries(root):
+        deadline = summary.get("deadline")
+        if summary.get("status") != "waiting" or not deadline or deadline > driver.now():
+            continue
+        state = driver.settle_if_overdue(root, folder, progress_for(quiet))
+        if state.status != "waiting":
+            advanced.append({"run_id": state.run_id, "status": state.status})
+    return envelope.envelope(
+        "tick", ok=True, status="completed", exit_code=0, result={"advanced": advanced}
+    )
+
+
 def status(run_id: str) -> Envelope:
     root = _root()
     folder = store.find_run(root, run_id)
-    state = driver.load_state(root, folder)
+    state = driver.settle_if_overdue(root, folder, progress_for(True))
     warning = driver.workflow_changed(state)
     warnings = [warning] if warning else []
     if state.status == "running" and not store.is_locked(folder):

@@ -9,22 +9,22 @@ run's current situation is refused with a typed error and changes nothing.
 
 Which events a run accepts in which status:
 
-    status    run_started  step_finished  event_received  run_cancelled  run_recovered
-    (none)    start        -              -               -              -
-    running   -            advance        not waiting     cancel         retry or fail
-    waiting   -            -              continue        cancel         not interrupted
-    finished  -            -              not waiting     not waiting    not interrupted
+    status    run_started  step_finished   event_received  wait_expired  run_cancelled
+              (response_received)                                        (run_recovered)
+    (none)    start        -               -               -             -
+    running   -            judge, go on    not waiting     not waiting   cancel (settle)
+    waiting   -            -               continue        time out      cancel (-)
+    finished  -            -               not waiting     not waiting   not waiting (-)
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
-from checkpointflow import json_schema
+from checkpointflow import json_schema, launch, verdicts
 from checkpointflow.errors import InternalFailure, RuntimeFailure, StepFailure, ValidationFailure
 from checkpointflow.expressions import (
     ExpressionError,
@@ -36,8 +36,15 @@ from checkpointflow.expressions import (
     to_text,
     truthy,
 )
-from checkpointflow.model import DEFAULT_SHELL, AwaitEventStep, CliStep, EndStep, Step, Workflow
-from checkpointflow.shell import argv_script, secret_names, shell_script, text_with_secrets
+from checkpointflow.model import (
+    ApiStep,
+    AwaitEventStep,
+    CliStep,
+    EndStep,
+    Step,
+    SwitchStep,
+    Workflow,
+)
 from checkpointflow.state import (
     CANCELLED,
     COMPLETED,
@@ -48,14 +55,16 @@ from checkpointflow.state import (
     Effect,
     Event,
     EventReceived,
+    ResponseReceived,
     RunCancelled,
-    RunCommand,
     RunRecovered,
     RunStarted,
     RunState,
     StepFinished,
     StepRecord,
+    WaitExpired,
 )
+from checkpointflow.timestamps import from_millis, to_millis
 
 Outcome = tuple[RunState, tuple[Effect, ...]]
 
@@ -68,13 +77,15 @@ def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome
         return _start(workflow, event)
     if state is None:
         raise InternalFailure("ERR_INTERNAL", "the first event of a run must be run_started")
-    if isinstance(event, StepFinished):
-        return _step_finished(workflow, _tick(state, event.at), event)
+    if isinstance(event, StepFinished | ResponseReceived):
+        return _attempt_finished(workflow, state, event)
     if isinstance(event, EventReceived):
         return _event_received(workflow, state, event)
+    if isinstance(event, WaitExpired):
+        return _wait_expired(workflow, state, event)
     if isinstance(event, RunRecovered):
         return _recovered(workflow, state, event)
-    return _cancelled(workflow, state, event)
+    return _cancelled(state, event)
 
 
 def replay(workflow: Workflow, events: Iterable[Event], state: RunState | None = None) -> RunState:
@@ -84,6 +95,11 @@ def replay(workflow: Workflow, events: Iterable[Event], state: RunState | None =
     if state is None:
         raise InternalFailure("ERR_INTERNAL", "a run's event log has no run_started event")
     return state
+
+
+def wait_deadline(state: RunState) -> str | None:
+    """When the pending wait times out, if it has a timeout."""
+    return (state.wait or {}).get("deadline") if state.status == WAITING else None
 
 
 # --- events -------------------------------------------------------------------------------
@@ -118,7 +134,10 @@ def _tick(state: RunState, at: str) -> RunState:
     return attrs.evolve(state, seq=state.seq + 1, updated_at=at)
 
 
-def _step_finished(workflow: Workflow, state: RunState, event: StepFinished) -> Outcome:
+def _attempt_finished(
+    workflow: Workflow, state: RunState, event: StepFinished | ResponseReceived
+) -> Outcome:
+    """Judge a command's or request's outcome: go on, retry, or settle the failure."""
     record = state.steps.get(event.step_id)
     if (
         state.status != RUNNING
@@ -127,44 +146,62 @@ def _step_finished(workflow: Workflow, state: RunState, event: StepFinished) -> 
         or record.executions != event.attempt
     ):
         raise InternalFailure(
-            "ERR_INTERNAL", f"step_finished for {event.step_id} #{event.attempt} was not expected"
+            "ERR_INTERNAL", f"an outcome for {event.step_id} #{event.attempt} was not expected"
         )
+    state = _tick(state, event.at)
     step = workflow.step(event.step_id)
-    assert isinstance(step, CliStep)
-    error = _attempt_error(step, event)
-    outputs = event.output if step.outputs_schema is not None else _plain_outputs(event)
-    attempt = Attempt(
-        attempt=event.attempt,
-        exit_code=event.exit_code,
-        timed_out=event.timed_out,
-        duration_ms=event.duration_ms,
-        stdout=event.stdout,
-        stderr=event.stderr,
-        error=error,
-        finished_at=event.at,
-    )
-    record = attrs.evolve(record, attempts=(*record.attempts, attempt))
+    if isinstance(step, CliStep) and isinstance(event, StepFinished):
+        error = verdicts.command_error(step, event)
+        outputs = event.output
+        attempt = _attempt(event, event.exit_code, event.timed_out, event.stdout, event.stderr)
+    elif isinstance(step, ApiStep) and isinstance(event, ResponseReceived):
+        error = verdicts.response_error(step, event)
+        outputs = {"status": event.status, "headers": event.headers, "body": event.body}
+        attempt = _attempt(event, None, event.failure_code == "ERR_TIMEOUT", event.body_file, "")
+        attempt = attrs.evolve(attempt, http_status=event.status)
+    else:
+        raise InternalFailure("ERR_INTERNAL", f"{type(event).__name__} for a {step.kind} step")
+    record = attrs.evolve(record, attempts=(*record.attempts, attrs.evolve(attempt, error=error)))
     if error is None:
         record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=event.at)
         return _after(workflow, _put(state, step.id, record), step, None, event.at)
+    return _retry_or_fail(workflow, state, step, record, error, event.at)
+
+
+def _attempt(
+    event: StepFinished | ResponseReceived,
+    exit_code: int | None,
+    timed_out: bool,
+    stdout: str,
+    stderr: str,
+) -> Attempt:
+    return Attempt(
+        attempt=event.attempt,
+        exit_code=exit_code,
+        timed_out=timed_out,
+        duration_ms=event.duration_ms,
+        stdout=stdout,
+        stderr=stderr,
+        error=None,
+        finished_at=event.at,
+    )
+
+
+def _retry_or_fail(
+    workflow: Workflow,
+    state: RunState,
+    step: Step,
+    record: StepRecord,
+    error: dict[str, Any],
+    at: str,
+) -> Outcome:
     if len(record.attempts) < step.retry.max_attempts:
-        return _launch(workflow, state, step, record)
-    record = attrs.evolve(record, status=FAILED, error=error, finished_at=event.at)
-    return _fail(_put(state, step.id, record), error), ()
-
-
-def _plain_outputs(event: StepFinished) -> Any:
-    return event.output
+        return _launch(workflow, state, step, record, at)
+    return _step_failed(workflow, state, step, record, error, at)
 
 
 def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -> Outcome:
-    if state.status != WAITING or state.wait is None:
-        raise RuntimeFailure(
-            "ERR_RUN_NOT_WAITING",
-            f"Run {state.run_id} is {state.status}, not waiting for an event; nothing to resume.",
-            step_id=state.current_step_id,
-        )
-    wait = state.wait
+    wait = _pending_wait(state)
     if event.event_name != wait["event_name"]:
         raise RuntimeFailure(
             "ERR_RESUME_EVENT_MISMATCH",
@@ -192,6 +229,43 @@ def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -
     return _after(workflow, state, step, payload, event.at)
 
 
+def _pending_wait(state: RunState) -> dict[str, Any]:
+    if state.status != WAITING or state.wait is None:
+        raise RuntimeFailure(
+            "ERR_RUN_NOT_WAITING",
+            f"Run {state.run_id} is {state.status}, not waiting for an event; nothing to resume.",
+            step_id=state.current_step_id,
+        )
+    wait: dict[str, Any] = state.wait
+    return wait
+
+
+def _wait_expired(workflow: Workflow, state: RunState, event: WaitExpired) -> Outcome:
+    """Nobody answered in time: follow on_timeout, else on_error, else fail the run."""
+    wait = _pending_wait(state)
+    deadline = wait.get("deadline")
+    if (
+        wait["step_id"] != event.step_id
+        or deadline is None
+        or to_millis(event.at) < to_millis(deadline)
+    ):
+        raise InternalFailure("ERR_INTERNAL", f"wait_expired for {event.step_id} is not due")
+    step = workflow.step(event.step_id)
+    assert isinstance(step, AwaitEventStep)
+    state = attrs.evolve(_tick(state, event.at), status=RUNNING, wait=None)
+    error = verdicts.error(
+        "ERR_TIMEOUT",
+        f"Step '{step.id}' waited {step.timeout_seconds or 0:g}s for event "
+        f"'{step.event_name}' and nobody answered (deadline {deadline}).",
+        step.id,
+    )
+    record = attrs.evolve(state.steps[step.id], status=FAILED, error=error, finished_at=event.at)
+    if step.on_timeout is not None:
+        state = _put(state, step.id, record)
+        return _enter(workflow, state, workflow.positions[step.on_timeout], event.at)
+    return _step_failed(workflow, state, step, record, error, event.at)
+
+
 def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outcome:
     """Settle the attempt a dead process left in flight: retry it if allowed, else fail."""
     record = state.steps.get(state.current_step_id or "")
@@ -205,9 +279,8 @@ def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outc
     if (event.step_id, event.attempt) != (state.current_step_id, record.executions):
         raise InternalFailure("ERR_INTERNAL", "run_recovered does not name the step in flight")
     step = workflow.step(event.step_id)
-    assert isinstance(step, CliStep)
     state = _tick(state, event.at)
-    error = _error(
+    error = verdicts.error(
         "ERR_INTERRUPTED",
         f"Step '{step.id}' was interrupted: the cpf process running attempt {event.attempt} "
         "stopped before the step finished, so its outcome is unknown.",
@@ -225,13 +298,10 @@ def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outc
         finished_at=event.at,
     )
     record = attrs.evolve(record, attempts=(*record.attempts, attempt))
-    if len(record.attempts) < step.retry.max_attempts:
-        return _launch(workflow, state, step, record)
-    record = attrs.evolve(record, status=FAILED, error=error, finished_at=event.at)
-    return _fail(_put(state, step.id, record), error), ()
+    return _retry_or_fail(workflow, state, step, record, error, event.at)
 
 
-def _cancelled(workflow: Workflow, state: RunState, event: RunCancelled) -> Outcome:
+def _cancelled(state: RunState, event: RunCancelled) -> Outcome:
     if state.status not in (WAITING, RUNNING):
         raise RuntimeFailure(
             "ERR_RUN_NOT_WAITING",
@@ -255,7 +325,7 @@ def _after(workflow: Workflow, state: RunState, step: Step, event_input: Any, at
     """Follow the first matching transition, or go on to the next step in the list.
 
     When a step has transitions and none matches, an event is refused (the run keeps
-    waiting for one that matches) and a command step fails the run.
+    waiting for one that matches) and any other step fails.
     """
     if not step.transitions:
         return _enter(workflow, state, workflow.positions[step.id] + 1, at)
@@ -270,7 +340,7 @@ def _after(workflow: Workflow, state: RunState, step: Step, event_input: Any, at
                     f"Step '{step.id}' transitions: {error}. The run is still waiting.",
                     step_id=step.id,
                 ) from None
-            return _expression_failure(state, step, "transitions", error), ()
+            return _expression_failure(workflow, state, step, "transitions", error, at)
         if taken:
             return _enter(workflow, state, workflow.positions[transition.next], at)
     message = f"No transition of step '{step.id}' matched"
@@ -281,9 +351,8 @@ def _after(workflow: Workflow, state: RunState, step: Step, event_input: Any, at
             "satisfies one of the step's `when` conditions.",
             step_id=step.id,
         )
-    failure = _error("ERR_STEP_FAILED", f"{message} its outputs.", step.id)
-    record = attrs.evolve(state.steps[step.id], error=failure)
-    return _fail(_put(state, step.id, record), failure), ()
+    failure = verdicts.error("ERR_STEP_FAILED", f"{message} its outputs.", step.id)
+    return _step_failed(workflow, state, step, state.steps[step.id], failure, at)
 
 
 def _enter(workflow: Workflow, state: RunState, index: int, at: str) -> Outcome:
@@ -295,28 +364,30 @@ def _enter(workflow: Workflow, state: RunState, index: int, at: str) -> Outcome:
         try:
             run_it = _true(step.condition, _context(state, None))
         except ExpressionError as error:
-            return _expression_failure(state, step, "if", error), ()
+            return _expression_failure(workflow, state, step, "if", error, at)
         if run_it:
             break
         record = _visit(state, step.id, at, status="skipped")
         state = _put(state, step.id, attrs.evolve(record, finished_at=at))
         index += 1
     else:
-        return attrs.evolve(state, status=COMPLETED, wait=None), ()
+        return _complete(workflow, state, None), ()
     state = attrs.evolve(state, current_step_id=step.id)
-    if isinstance(step, CliStep):
-        return _launch(workflow, state, step, _visit(state, step.id, at, status=RUNNING))
+    if isinstance(step, CliStep | ApiStep):
+        return _launch(workflow, state, step, _visit(state, step.id, at, status=RUNNING), at)
     if isinstance(step, AwaitEventStep):
-        return _wait(state, step, at), ()
+        return _wait(workflow, state, step, at)
     if isinstance(step, EndStep):
-        return _end(state, step, at), ()
-    failure = _error(
+        return _end(workflow, state, step, at)
+    if isinstance(step, SwitchStep):
+        return _switch(workflow, state, step, at)
+    failure = verdicts.error(
         "ERR_UNSUPPORTED_STEP",
         f"Step '{step.id}' has kind '{step.kind}', which this version cannot run yet.",
         step.id,
     )
-    record = attrs.evolve(_visit(state, step.id, at, status=FAILED), error=failure)
-    return _fail(_put(state, step.id, record), failure), ()
+    record = _visit(state, step.id, at, status=FAILED)
+    return _step_failed(workflow, state, step, record, failure, at)
 
 
 def _visit(state: RunState, step_id: str, at: str, status: str) -> StepRecord:
@@ -330,52 +401,36 @@ def _visit(state: RunState, step_id: str, at: str, status: str) -> StepRecord:
     )
 
 
-def _launch(workflow: Workflow, state: RunState, step: CliStep, record: StepRecord) -> Outcome:
+def _launch(
+    workflow: Workflow, state: RunState, step: Step, record: StepRecord, at: str
+) -> Outcome:
     """Ask the driver to run the step's next attempt."""
     context = _context(state, None)
-    commands = (step.command,) if isinstance(step.command, str) else step.command
-    templates = tuple(map(parse_template, commands))
-    secrets = [name for template in templates for name in secret_names(template)]
+    execution = record.executions + 1
+    retry = len(record.attempts) + 1
     try:
-        if isinstance(step.command, str):
-            script, values = shell_script(templates[0], context)
+        if isinstance(step, CliStep):
+            effect: Effect = launch.command_effect(workflow, step, context, execution, retry)
         else:
-            script, values = argv_script(templates, context)
-        cwd = None
-        if step.cwd:
-            cwd, names = text_with_secrets(parse_template(step.cwd), context)
-            secrets += names
-        env = []
-        for name, value in step.env:
-            text, names = text_with_secrets(parse_template(value), context)
-            env.append((name, text))
-            secrets += names
+            assert isinstance(step, ApiStep)
+            effect = launch.request_effect(step, context, execution, retry)
     except ExpressionError as error:
-        return _expression_failure(state, step, "command", error), ()
-    record = attrs.evolve(record, status=RUNNING, executions=record.executions + 1)
-    effect = RunCommand(
-        step_id=step.id,
-        attempt=record.executions,
-        script=script,
-        shell=tuple(shlex.split(step.shell or workflow.default_shell or DEFAULT_SHELL)),
-        values=values,
-        env=tuple(env),
-        cwd=cwd,
-        secrets=tuple(dict.fromkeys(secrets)),
-        timeout_seconds=step.timeout_seconds,
-        delay_seconds=step.retry.delay_before(len(record.attempts) + 1),
-        parse_stdout=step.outputs_schema is not None,
-    )
+        field = "command" if isinstance(step, CliStep) else "request"
+        return _expression_failure(workflow, _put(state, step.id, record), step, field, error, at)
+    record = attrs.evolve(record, status=RUNNING, executions=execution)
     return _put(state, step.id, record), (effect,)
 
 
-def _wait(state: RunState, step: AwaitEventStep, at: str) -> RunState:
+def _wait(workflow: Workflow, state: RunState, step: AwaitEventStep, at: str) -> Outcome:
     context = _context(state, None)
     try:
         prompt = _render_text(step.prompt, context)
         summary = _render_text(step.summary, context)
     except ExpressionError as error:
-        return _expression_failure(state, step, "prompt", error)
+        return _expression_failure(workflow, state, step, "prompt", error, at)
+    deadline = None
+    if step.timeout_seconds:
+        deadline = from_millis(to_millis(at) + round(step.timeout_seconds * 1000))
     wait = {
         "step_id": step.id,
         "event_name": step.event_name,
@@ -386,74 +441,97 @@ def _wait(state: RunState, step: AwaitEventStep, at: str) -> RunState:
         "instructions": None if step.instructions is None else list(step.instructions),
         "risk_level": step.risk_level,
         "since": at,
+        "deadline": deadline,
     }
     state = _put(state, step.id, _visit(state, step.id, at, status=WAITING))
-    return attrs.evolve(state, status=WAITING, wait=wait)
+    return attrs.evolve(state, status=WAITING, wait=wait), ()
 
 
-def _end(state: RunState, step: EndStep, at: str) -> RunState:
+def _end(workflow: Workflow, state: RunState, step: EndStep, at: str) -> Outcome:
+    record = attrs.evolve(_visit(state, step.id, at, status=COMPLETED), finished_at=at)
     try:
         result = render_value(step.result, _context(state, None))
     except ExpressionError as error:
-        return _expression_failure(state, step, "result", error)
-    record = attrs.evolve(_visit(state, step.id, at, status=COMPLETED), finished_at=at)
-    return attrs.evolve(_put(state, step.id, record), status=COMPLETED, result=result, wait=None)
+        return _expression_failure(workflow, state, step, "result", error, at)
+    return _complete(workflow, _put(state, step.id, record), result), ()
 
 
-# --- small pieces --------------------------------------------------------------------------
+def _complete(workflow: Workflow, state: RunState, result: Any) -> RunState:
+    """Finish the run; without a result from an end step, the workflow's `outputs` give one."""
+    if result is None and workflow.outputs is not None:
+        context = _context(state, None)
+        result = {name: evaluate(node, context) for name, node in workflow.outputs}
+    return attrs.evolve(state, status=COMPLETED, result=result, wait=None)
 
 
-def _attempt_error(step: CliStep, event: StepFinished) -> dict[str, Any] | None:
-    details = {
-        "attempt": event.attempt,
-        "exit_code": event.exit_code,
-        "stdout": event.stdout,
-        "stderr": event.stderr,
-        "stderr_tail": event.stderr_tail,
-    }
-    if event.failure is not None:
-        return _error(
-            event.failure_code or "ERR_STEP_FAILED",
-            f"Step '{step.id}' could not start: {event.failure}",
-            step.id,
-            details,
-        )
-    if event.timed_out:
-        message = (
-            f"Step '{step.id}' timed out after {step.timeout_seconds or 0:g}s; "
-            "its process group was stopped"
-        )
-        return _error("ERR_TIMEOUT", message, step.id, details)
-    if event.exit_code not in step.success_exit_codes:
-        message = f"Step '{step.id}' exited with code {event.exit_code}"
-        return _error("ERR_STEP_FAILED", message, step.id, details)
-    if step.outputs_schema is None:
-        return None
-    if event.output_problem is not None:
-        message = f"Step '{step.id}' declares outputs but its stdout {event.output_problem}"
-        return _error("ERR_STEP_OUTPUT_INVALID", message, step.id, details)
-    problem = json_schema.problem(step.outputs_schema, event.output, "outputs")
-    if problem is not None:
-        message = f"Step '{step.id}' stdout does not match its outputs schema: {problem}"
-        return _error("ERR_STEP_OUTPUT_INVALID", message, step.id, details)
-    return None
+def _switch(workflow: Workflow, state: RunState, step: SwitchStep, at: str) -> Outcome:
+    """Go to the first case whose `when` holds, else to `default`."""
+    context = _context(state, None)
+    record = _visit(state, step.id, at, status=RUNNING)
+    for index, case in enumerate(step.cases):
+        try:
+            taken = case.condition is None or _true(case.condition, context)
+        except ExpressionError as error:
+            return _expression_failure(workflow, state, step, f"cases[{index}]", error, at)
+        if taken:
+            return _switch_to(workflow, state, step, record, index, case.next, at)
+    if step.default is not None:
+        return _switch_to(workflow, state, step, record, "default", step.default, at)
+    failure = verdicts.error(
+        "ERR_STEP_FAILED",
+        f"Step '{step.id}': no case matched and there is no default.",
+        step.id,
+    )
+    return _step_failed(workflow, state, step, record, failure, at)
 
 
-def _error(code: str, message: str, step_id: str, details: Any = None) -> dict[str, Any]:
-    return {"code": code, "message": message, "step_id": step_id, "details": details}
+def _switch_to(
+    workflow: Workflow,
+    state: RunState,
+    step: SwitchStep,
+    record: StepRecord,
+    case: int | str,
+    target: str,
+    at: str,
+) -> Outcome:
+    outputs = {"case": case, "next": target}
+    record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=at)
+    return _enter(workflow, _put(state, step.id, record), workflow.positions[target], at)
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+def _step_failed(
+    workflow: Workflow,
+    state: RunState,
+    step: Step,
+    record: StepRecord,
+    error: dict[str, Any],
+    at: str,
+) -> Outcome:
+    """A step failed for good: its `on_error` handler takes over, or the run fails."""
+    record = attrs.evolve(record, status=FAILED, error=error, finished_at=at)
+    state = _put(state, step.id, record)
+    if step.on_error is not None:
+        return _enter(workflow, state, workflow.positions[step.on_error], at)
+    return attrs.evolve(state, status=FAILED, error=error, wait=None), ()
 
 
 def _expression_failure(
-    state: RunState, step: Step, field: str, error: ExpressionError
-) -> RunState:
-    failure = _error("ERR_EXPRESSION", f"Step '{step.id}' {field}: {error}", step.id)
-    record = state.steps.get(step.id) or StepRecord(status=FAILED)
-    record = attrs.evolve(record, status=FAILED, error=failure)
-    return _fail(_put(state, step.id, record), failure)
+    workflow: Workflow,
+    state: RunState,
+    step: Step,
+    field: str,
+    error: ExpressionError,
+    at: str,
+) -> Outcome:
+    failure = verdicts.error("ERR_EXPRESSION", f"Step '{step.id}' {field}: {error}", step.id)
+    record = state.steps.get(step.id) or _visit(state, step.id, at, status=FAILED)
+    return _step_failed(workflow, state, step, record, failure, at)
 
 
-def _fail(state: RunState, error: dict[str, Any]) -> RunState:
-    return attrs.evolve(state, status=FAILED, error=error, wait=None)
+# --- small pieces --------------------------------------------------------------------------
 
 
 def _put(state: RunState, step_id: str, record: StepRecord) -> RunState:

@@ -6,7 +6,7 @@ from typing import Any
 
 import attrs
 
-from checkpointflow.expressions import Node
+from checkpointflow.expressions import Node, parse_condition
 
 JSON = Any
 DEFAULT_SHELL = "/bin/sh"
@@ -45,6 +45,7 @@ class Step:
     timeout_seconds: float | None = None
     retry: Retry = Retry()
     risk_level: str | None = None
+    on_error: str | None = None  # where a failure of this step goes instead of failing the run
 
 
 @attrs.frozen(kw_only=True)
@@ -65,11 +66,32 @@ class AwaitEventStep(Step):
     prompt: str | None = None
     summary: str | None = None
     instructions: tuple[str, ...] | None = None
+    on_timeout: str | None = None  # where the run goes when nobody answers in time
 
 
 @attrs.frozen(kw_only=True)
 class EndStep(Step):
     result: JSON = None
+
+
+@attrs.frozen(kw_only=True)
+class SwitchStep(Step):
+    cases: tuple[Transition, ...]
+    default: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ApiStep(Step):
+    """An HTTP request; every string may hold templates, rendered when the step starts."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, str], ...] = ()
+    body: JSON = None
+    has_body: bool = False
+    outputs_schema: JSON = None
+    success_status_codes: frozenset[int] = frozenset({200, 201, 204})
 
 
 @attrs.frozen(kw_only=True)
@@ -86,6 +108,7 @@ class Workflow:
     inputs_schema: JSON
     steps: tuple[Step, ...]
     default_shell: str | None = None
+    outputs: tuple[tuple[str, Node], ...] | None = None  # `from:` of each workflow output
 
     positions: dict[str, int] = attrs.field(init=False, eq=False, repr=False)
 
@@ -95,3 +118,119 @@ class Workflow:
 
     def step(self, step_id: str) -> Step:
         return self.steps[self.positions[step_id]]
+
+
+# --- building the model from a checked document --------------------------------------------
+
+
+def build_workflow(document: dict[str, Any]) -> Workflow:
+    """The immutable model of a document that `document.find_problems` found no fault in."""
+    spec = document["workflow"]
+    outputs = spec.get("outputs")
+    return Workflow(
+        id=spec["id"],
+        name=spec.get("name"),
+        version=None if spec.get("version") is None else str(spec["version"]),
+        description=spec.get("description"),
+        inputs_schema=spec.get("inputs"),
+        steps=tuple(_build_step(step) for step in spec["steps"]),
+        default_shell=spec.get("defaults", {}).get("shell"),
+        outputs=None
+        if outputs is None
+        else tuple(
+            (name, parse_condition(entry["from"] if isinstance(entry, dict) else entry))
+            for name, entry in outputs.items()
+        ),
+    )
+
+
+def _transitions(entries: list[dict[str, Any]]) -> tuple[Transition, ...]:
+    return tuple(
+        Transition(parse_condition(entry["when"]) if "when" in entry else None, entry["next"])
+        for entry in entries
+    )
+
+
+def _build_step(spec: dict[str, Any]) -> Step:
+    common: dict[str, Any] = {
+        "id": spec["id"],
+        "kind": spec["kind"],
+        "name": spec.get("name"),
+        "condition": parse_condition(spec["if"]) if "if" in spec else None,
+        "transitions": _transitions(spec.get("transitions", [])),
+        "timeout_seconds": spec.get("timeout_seconds") or None,  # 0 means no limit
+        "risk_level": spec.get("risk_level"),
+        "retry": Retry(**spec.get("retry", {})),
+        "on_error": spec.get("on_error", {}).get("next"),
+    }
+    builder = _BUILDERS.get(spec["kind"])
+    return builder(spec, common) if builder else PlannedStep(**common)
+
+
+def _cli(spec: dict[str, Any], common: dict[str, Any]) -> Step:
+    command = spec["command"]
+    return CliStep(
+        **common,
+        command=command if isinstance(command, str) else tuple(command),
+        shell=spec.get("shell"),
+        cwd=spec.get("cwd"),
+        env=_text_pairs(spec.get("env", {})),
+        outputs_schema=spec.get("outputs"),
+        success_exit_codes=frozenset(spec.get("success", {}).get("exit_codes", [0])),
+    )
+
+
+def _await_event(spec: dict[str, Any], common: dict[str, Any]) -> Step:
+    instructions = spec.get("instructions")
+    return AwaitEventStep(
+        **common,
+        audience=spec["audience"],
+        event_name=spec["event_name"],
+        input_schema=spec["input_schema"],
+        prompt=spec.get("prompt"),
+        summary=spec.get("summary"),
+        instructions=None if instructions is None else tuple(instructions),
+        on_timeout=spec.get("on_timeout", {}).get("next"),
+    )
+
+
+def _end(spec: dict[str, Any], common: dict[str, Any]) -> Step:
+    return EndStep(**common, result=spec.get("result"))
+
+
+def _switch(spec: dict[str, Any], common: dict[str, Any]) -> Step:
+    return SwitchStep(**common, cases=_transitions(spec["cases"]), default=spec.get("default"))
+
+
+def _api(spec: dict[str, Any], common: dict[str, Any]) -> Step:
+    codes = spec.get("success", {}).get("status_codes", [200, 201, 204])
+    return ApiStep(
+        **common,
+        method=spec["method"],
+        url=spec["url"],
+        headers=_text_pairs(spec.get("headers", {})),
+        query=_text_pairs(spec.get("query", {})),
+        body=spec.get("body"),
+        has_body="body" in spec,
+        outputs_schema=spec.get("outputs"),
+        success_status_codes=frozenset(codes),
+    )
+
+
+def _text_pairs(mapping: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((name, _text(value)) for name, value in mapping.items())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_BUILDERS = {
+    "cli": _cli,
+    "await_event": _await_event,
+    "end": _end,
+    "switch": _switch,
+    "api": _api,
+}

@@ -10,7 +10,15 @@ import os
 import sys
 from typing import TextIO
 
-from checkpointflow.state import COMPLETED, WAITING, RunCommand, RunState, StepFinished
+from checkpointflow.state import (
+    COMPLETED,
+    WAITING,
+    ResponseReceived,
+    RunCommand,
+    RunState,
+    SendRequest,
+    StepFinished,
+)
 
 _GREEN, _RED, _YELLOW, _DIM, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 
@@ -29,7 +37,7 @@ class Progress:
         self.stream.write(f"cpf: {text}\n")
         self.stream.flush()
 
-    def step_started(self, effect: RunCommand) -> None:
+    def step_started(self, effect: RunCommand | SendRequest) -> None:
         again = f" (#{effect.attempt})" if effect.attempt > 1 else ""
         wait = f" after {effect.delay_seconds:g}s backoff" if effect.delay_seconds else ""
         self._say(f"step {effect.step_id} started{again}{wait}", _DIM)
@@ -42,6 +50,13 @@ class Progress:
             self._say(f"step {event.step_id} timed out {took}", _RED)
         else:
             self._say(f"step {event.step_id} exited {event.exit_code} {took}", _GREEN)
+
+    def response_received(self, event: ResponseReceived) -> None:
+        took = f"in {event.duration_ms} ms"
+        if event.failure:
+            self._say(f"step {event.step_id} got no response: {event.failure}", _RED)
+        else:
+            self._say(f"step {event.step_id} answered HTTP {event.status} {took}", _GREEN)
 
     def run_settled(self, state: RunState) -> None:
         if state.status == WAITING and state.wait:

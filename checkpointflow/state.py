@@ -57,7 +57,23 @@ class RunCommand:
     secrets: tuple[str, ...] = ()
 
 
-Effect = RunCommand
+@attrs.frozen
+class SendRequest:
+    """Send one HTTP request; `body` is JSON text whose secret parts the driver fills in."""
+
+    step_id: str
+    attempt: int
+    method: str
+    url: Text
+    headers: tuple[tuple[str, Text], ...]
+    query: tuple[tuple[str, Text], ...]
+    body: Text | None
+    timeout_seconds: float | None
+    delay_seconds: float
+    secrets: tuple[str, ...] = ()
+
+
+Effect = RunCommand | SendRequest
 
 
 # --- events: everything that happens to a run, in the order it happened --------------------
@@ -94,6 +110,31 @@ class StepFinished:
 
 
 @attrs.frozen
+class ResponseReceived:
+    """The outcome of one HTTP attempt, as the driver observed it."""
+
+    step_id: str
+    attempt: int
+    status: int | None
+    headers: dict[str, str]
+    body: JSON  # parsed JSON, or text
+    body_is_json: bool
+    failure: str | None  # no response, and why
+    failure_code: str | None
+    duration_ms: int
+    body_file: str  # the raw response body, relative to the run folder
+    at: str
+
+
+@attrs.frozen
+class WaitExpired:
+    """A command touched a waiting run after its wait's deadline."""
+
+    step_id: str
+    at: str
+
+
+@attrs.frozen
 class EventReceived:
     event_name: str
     input: JSON
@@ -117,11 +158,21 @@ class RunRecovered:
     at: str
 
 
-Event = RunStarted | StepFinished | EventReceived | RunCancelled | RunRecovered
+Event = (
+    RunStarted
+    | StepFinished
+    | ResponseReceived
+    | EventReceived
+    | WaitExpired
+    | RunCancelled
+    | RunRecovered
+)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     "run_started": RunStarted,
     "step_finished": StepFinished,
+    "response_received": ResponseReceived,
+    "wait_expired": WaitExpired,
     "event_received": EventReceived,
     "run_cancelled": RunCancelled,
     "run_recovered": RunRecovered,
@@ -159,6 +210,7 @@ class Attempt:
     stderr: str
     error: JSON
     finished_at: str
+    http_status: int | None = None  # for api steps
 
 
 @attrs.frozen

@@ -448,8 +448,8 @@ def test_build_workflow_makes_the_model() -> None:
         "      kind: end\n"
         "      result: {r: 1}\n"
         "    - id: s\n"
-        "      kind: switch\n"
-        "      cases: []\n"
+        "      kind: parallel\n"
+        "      branches: []\n"
     )
     wf = workflow_from_bytes(text.encode(), "wf.yaml")
     assert wf.id == "wf"

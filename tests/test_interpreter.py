@@ -574,6 +574,7 @@ def test_await_event_waits() -> None:
         "instructions": ["look", "decide"],
         "risk_level": "high",
         "since": state.created_at,
+        "deadline": None,
     }
     assert state.steps["approve"].status == WAITING
     assert state.steps["approve"].visits == 1
@@ -805,7 +806,7 @@ def test_end_result_with_a_missing_path_fails_the_run() -> None:
 
 
 def test_planned_step_kind_is_unsupported() -> None:
-    wf = workflow([{"id": "s", "kind": "switch", "cases": []}])
+    wf = workflow([{"id": "s", "kind": "parallel", "branches": []}])
     run = Run(wf)
     run.start()
     assert run.s.status == FAILED

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "checkpointflow"
-PURE_MODULES = ["interpreter", "expressions", "model", "state", "shell"]
+PURE_MODULES = [
+    "interpreter",
+    "expressions",
+    "model",
+    "state",
+    "shell",
+    "launch",
+    "verdicts",
+    "timestamps",
+]
 FORBIDDEN = {
     "os",
     "subprocess",

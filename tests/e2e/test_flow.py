@@ -320,13 +320,11 @@ steps:
 @pytest.mark.parametrize(
     "step",
     [
-        "kind: switch\n    cases: []",
-        "kind: api\n    method: GET\n    url: http://localhost:1/",
         "kind: workflow\n    workflow_ref: other.yaml",
         "kind: foreach\n    items: [1]\n    body: []",
         "kind: parallel\n    branches: []",
     ],
-    ids=["switch", "api", "workflow", "foreach", "parallel"],
+    ids=["workflow", "foreach", "parallel"],
 )
 def test_unsupported_kinds(cpf, step):
     body = f"id: planned\nsteps:\n  - id: first\n    kind: cli\n    command: touch first.txt\n  - id: s\n    {step}\n"

@@ -1,0 +1,112 @@
+"""The work a step asks for: command and HTTP effects, rendered from the run's data.
+
+Pure: templates are rendered against the expression context, and `${env.NAME}` stays a
+Secret for the driver to fill in at the moment the effect runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from checkpointflow.expressions import parse_template
+from checkpointflow.model import DEFAULT_SHELL, ApiStep, CliStep, Workflow
+from checkpointflow.shell import argv_script, secret_names, shell_script, text_with_secrets
+from checkpointflow.state import RunCommand, Secret, SendRequest, Text
+
+# Marks a secret inside rendered JSON text; NUL never occurs in dumped JSON otherwise.
+_MARK = "\0"
+
+
+def command_effect(
+    workflow: Workflow, step: CliStep, context: Mapping[str, Any], attempt: int, retry: int
+) -> RunCommand:
+    """The next attempt of a cli step (raises ExpressionError for a broken template)."""
+    commands = (step.command,) if isinstance(step.command, str) else step.command
+    templates = tuple(map(parse_template, commands))
+    secrets = [name for template in templates for name in secret_names(template)]
+    if isinstance(step.command, str):
+        script, values = shell_script(templates[0], context)
+    else:
+        script, values = argv_script(templates, context)
+    cwd = None
+    if step.cwd:
+        cwd, names = text_with_secrets(parse_template(step.cwd), context)
+        secrets += names
+    env = _pairs(step.env, context, secrets)
+    return RunCommand(
+        step_id=step.id,
+        attempt=attempt,
+        script=script,
+        shell=tuple(shlex.split(step.shell or workflow.default_shell or DEFAULT_SHELL)),
+        values=values,
+        env=env,
+        cwd=cwd,
+        timeout_seconds=step.timeout_seconds,
+        delay_seconds=step.retry.delay_before(retry),
+        parse_stdout=step.outputs_schema is not None,
+        secrets=tuple(dict.fromkeys(secrets)),
+    )
+
+
+def request_effect(
+    step: ApiStep, context: Mapping[str, Any], attempt: int, retry: int
+) -> SendRequest:
+    """The next attempt of an api step (raises ExpressionError for a broken template)."""
+    secrets: list[str] = []
+    url, names = text_with_secrets(parse_template(step.url), context)
+    secrets += names
+    headers = _pairs(step.headers, context, secrets)
+    query = _pairs(step.query, context, secrets)
+    body = _json_text(step.body, context, secrets) if step.has_body else None
+    return SendRequest(
+        step_id=step.id,
+        attempt=attempt,
+        method=step.method,
+        url=url,
+        headers=headers,
+        query=query,
+        body=body,
+        timeout_seconds=step.timeout_seconds,
+        delay_seconds=step.retry.delay_before(retry),
+        secrets=tuple(dict.fromkeys(secrets)),
+    )
+
+
+def _pairs(
+    pairs: tuple[tuple[str, str], ...], context: Mapping[str, Any], secrets: list[str]
+) -> tuple[tuple[str, Text], ...]:
+    rendered = []
+    for name, value in pairs:
+        text, names = text_with_secrets(parse_template(value), context)
+        rendered.append((name, text))
+        secrets += names
+    return tuple(rendered)
+
+
+def _json_text(body: Any, context: Mapping[str, Any], secrets: list[str]) -> Text:
+    """The body as JSON text; each secret becomes a Secret part inside a JSON string."""
+    dumped = json.dumps(_render_marking_secrets(body, context, secrets), ensure_ascii=False)
+    parts: list[str | Secret] = []
+    for index, piece in enumerate(dumped.split(_MARK)):
+        parts.append(Secret(piece) if index % 2 else piece)
+    return tuple(parts)
+
+
+def _render_marking_secrets(value: Any, context: Mapping[str, Any], secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        template = parse_template(value)
+        parts, names = text_with_secrets(template, context)
+        secrets += names
+        if not names and template.is_single_expression:
+            from checkpointflow.expressions import render
+
+            return render(template, context)
+        return "".join(p if isinstance(p, str) else f"{_MARK}{p.name}{_MARK}" for p in parts)
+    if isinstance(value, list):
+        return [_render_marking_secrets(item, context, secrets) for item in value]
+    if isinstance(value, dict):
+        return {k: _render_marking_secrets(v, context, secrets) for k, v in value.items()}
+    return value

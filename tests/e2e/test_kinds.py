@@ -1,0 +1,316 @@
+"""switch, api, on_error, await timeouts (via resume, status and tick) and workflow outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+HEAD = "schema_version: checkpointflow/v1\nworkflow:\n  id: kinds\n"
+
+
+def run(cpf, steps: str, *args: str, extra: str = ""):
+    cpf.write("flow.yaml", HEAD + extra + "  steps:\n" + steps)
+    return cpf("run", "-f", "flow.yaml", *args)
+
+
+# --- switch ---------------------------------------------------------------------------------
+
+SWITCH = """\
+    - id: route
+      kind: switch
+      cases:
+        - when: inputs.size > 100
+          next: big
+        - when: inputs.size > 10
+          next: medium
+      default: small
+    - {id: big, kind: end, result: big}
+    - {id: medium, kind: end, result: medium}
+    - {id: small, kind: end, result: small}
+"""
+
+
+@pytest.mark.parametrize(("size", "expected"), [(500, "big"), (50, "medium"), (5, "small")])
+def test_switch_takes_the_first_matching_case_or_the_default(cpf, size, expected):
+    result = run(cpf, SWITCH, "--input", json.dumps({"size": size}))
+    assert result.envelope["result"] == expected
+    state = cpf("inspect", "--run-id", result.envelope["run_id"]).envelope["result"]["state"]
+    assert state["steps"]["route"]["outputs"]["next"] == expected
+
+
+def test_switch_without_a_match_or_default_fails_clearly(cpf):
+    steps = SWITCH.replace("      default: small\n", "")
+    result = run(cpf, steps, "--input", '{"size": 1}')
+    assert (result.exit_code, result.error_code) == (30, "ERR_STEP_FAILED")
+    assert "no case matched" in result.envelope["error"]["message"]
+
+
+def test_validate_checks_switch_targets(cpf):
+    steps = SWITCH.replace("next: medium", "next: nowhere").replace(
+        "default: small", "default: gone"
+    )
+    cpf.write("flow.yaml", HEAD + "  steps:\n" + steps)
+    result = cpf("validate", "-f", "flow.yaml")
+    paths = {problem["path"] for problem in result.envelope["error"]["details"]}
+    assert paths == {"/workflow/steps/0/cases/1/next", "/workflow/steps/0/default"}
+
+
+# --- on_error -------------------------------------------------------------------------------
+
+
+def test_on_error_routes_a_failure_to_a_handler_that_reads_the_error(cpf):
+    steps = """\
+    - id: deploy
+      kind: cli
+      command: echo boom >&2; exit 7
+      retry: {max_attempts: 2}
+      on_error: {next: rollback}
+    - {id: never, kind: cli, command: touch never.txt}
+    - id: rollback
+      kind: cli
+      command: echo "rolling back after ${steps.deploy.error.code}" > rollback.txt
+    - id: done
+      kind: end
+      result:
+        failed_step_error: ${steps.deploy.error.code}
+        message: ${steps.deploy.error.message}
+"""
+    result = run(cpf, steps)
+    assert result.exit_code == 0
+    assert result.envelope["result"]["failed_step_error"] == "ERR_STEP_FAILED"
+    assert "exited with code 7" in result.envelope["result"]["message"]
+    assert (cpf.cwd / "rollback.txt").read_text() == "rolling back after ERR_STEP_FAILED\n"
+    assert not (cpf.cwd / "never.txt").exists()
+    state = cpf("inspect", "--run-id", result.envelope["run_id"]).envelope["result"]["state"]
+    assert [a["exit_code"] for a in state["steps"]["deploy"]["attempts"]] == [7, 7]
+
+
+# --- workflow outputs -----------------------------------------------------------------------
+
+
+def test_workflow_outputs_become_the_result_without_an_end_result(cpf):
+    steps = """\
+    - id: build
+      kind: cli
+      command: "echo '{\\"artifact\\": \\"app.tar\\", \\"size\\": 3}'"
+"""
+    extra = "  outputs:\n    artifact: {from: steps.build.outputs.artifact}\n    size: steps.build.outputs.size\n"
+    result = run(cpf, steps, extra=extra)
+    assert result.envelope["result"] == {"artifact": "app.tar", "size": 3}
+
+
+# --- await timeouts -------------------------------------------------------------------------
+
+TIMED_WAIT = """\
+    - id: approve
+      kind: await_event
+      audience: user
+      event_name: approval
+      input_schema: {type: object}
+      timeout_seconds: 0.5
+      on_timeout: {next: escalate}
+    - {id: approved, kind: end, result: approved}
+    - id: escalate
+      kind: cli
+      command: echo escalated > escalated.txt
+    - {id: timed_out, kind: end, result: "${steps.approve.error.code}"}
+"""
+
+
+def waiting_past_deadline(cpf, steps: str = TIMED_WAIT) -> str:
+    started = run(cpf, steps)
+    assert started.exit_code == 40
+    time.sleep(0.8)
+    return started.envelope["run_id"]
+
+
+def test_timeout_reached_through_status_follows_on_timeout(cpf):
+    run_id = waiting_past_deadline(cpf)
+    status = cpf("status", "--run-id", run_id)
+    assert status.exit_code == 0
+    assert status.envelope["result"] == "ERR_TIMEOUT"
+    assert (cpf.cwd / "escalated.txt").exists()
+
+
+def test_timeout_reached_through_resume_refuses_the_late_event(cpf):
+    run_id = waiting_past_deadline(cpf)
+    late = cpf("resume", "--run-id", run_id, "--event", "approval")
+    assert (late.exit_code, late.error_code) == (20, "ERR_RUN_NOT_WAITING")
+    assert "timed out" in late.envelope["error"]["message"]
+    assert cpf("status", "--run-id", run_id).envelope["result"] == "ERR_TIMEOUT"
+
+
+def test_tick_advances_every_overdue_run_and_leaves_the_others(cpf):
+    overdue = waiting_past_deadline(cpf)
+    patient = run(cpf, TIMED_WAIT.replace("timeout_seconds: 0.5", "timeout_seconds: 3600"))
+    ticked = cpf("tick")
+    assert ticked.exit_code == 0
+    assert ticked.envelope["result"]["advanced"] == [{"run_id": overdue, "status": "completed"}]
+    assert cpf("status", "--run-id", patient.envelope["run_id"]).exit_code == 40
+
+
+def test_an_answer_in_time_wins(cpf):
+    started = run(cpf, TIMED_WAIT.replace("timeout_seconds: 0.5", "timeout_seconds: 3600"))
+    done = cpf("resume", "--run-id", started.envelope["run_id"], "--event", "approval")
+    assert done.envelope["result"] == "approved"
+
+
+def test_timeout_without_on_timeout_fails_the_run(cpf):
+    steps = TIMED_WAIT.replace("      on_timeout: {next: escalate}\n", "")
+    run_id = waiting_past_deadline(cpf, steps)
+    status = cpf("status", "--run-id", run_id)
+    assert (status.exit_code, status.envelope["error"]["code"]) == (30, "ERR_TIMEOUT")
+
+
+def test_on_timeout_needs_timeout_seconds(cpf):
+    cpf.write(
+        "flow.yaml", HEAD + "  steps:\n" + TIMED_WAIT.replace("      timeout_seconds: 0.5\n", "")
+    )
+    result = cpf("validate", "-f", "flow.yaml")
+    assert result.error_code == "ERR_VALIDATION_WORKFLOW"
+    assert "needs timeout_seconds" in result.envelope["error"]["message"]
+
+
+# --- api --------------------------------------------------------------------------------------
+
+
+class Server:
+    """A local HTTP server whose answers the test scripts, recording every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.script: list[tuple[int, dict | str, float]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode()
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
+                )
+                status, payload, delay = server.script.pop(0) if server.script else (200, {}, 0)
+                time.sleep(delay)
+                data = payload if isinstance(payload, str) else json.dumps(payload)
+                kind = "text/plain" if isinstance(payload, str) else "application/json"
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("X-Served-By", "test")
+                    self.end_headers()
+                    self.wfile.write(data.encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up first (the timeout test)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    running = Server()
+    yield running
+    running.close()
+
+
+def api_step(url: str, extra: str = "") -> str:
+    return f"""\
+    - id: call
+      kind: api
+      method: POST
+      url: {url}/items
+      headers: {{X-Trace: "${{inputs.trace}}"}}
+      query: {{q: "${{inputs.query}}", page: 2}}
+      body: {{name: "${{inputs.name}}", count: "${{inputs.count}}"}}
+{extra}    - {{id: done, kind: end, result: "${{steps.call.outputs}}"}}
+"""
+
+
+INPUTS = json.dumps({"trace": "t-1", "query": "a b&c", "name": 'x"; rm -rf /', "count": 3})
+
+
+def test_api_sends_the_request_and_json_becomes_outputs(cpf, server):
+    server.script = [(201, {"id": 42}, 0)]
+    result = run(cpf, api_step(server.url), "--input", INPUTS)
+    assert result.exit_code == 0, result.envelope
+    outputs = result.envelope["result"]
+    assert outputs["status"] == 201 and outputs["body"] == {"id": 42}
+    assert outputs["headers"]["X-Served-By"] == "test"
+    sent = server.requests[0]
+    assert sent["method"] == "POST"
+    assert sent["path"] == "/items?q=a+b%26c&page=2"
+    assert sent["headers"]["X-Trace"] == "t-1"
+    assert json.loads(sent["body"]) == {"name": 'x"; rm -rf /', "count": 3}
+
+
+def test_api_text_body_and_outputs_schema(cpf, server):
+    server.script = [(200, "plain words", 0)]
+    result = run(cpf, api_step(server.url), "--input", INPUTS)
+    assert result.envelope["result"]["body"] == "plain words"
+    server.script = [(200, "plain words", 0)]
+    strict = api_step(server.url, "      outputs: {type: object}\n")
+    failed = run(cpf, strict, "--input", INPUTS)
+    assert (failed.exit_code, failed.error_code) == (30, "ERR_STEP_OUTPUT_INVALID")
+
+
+def test_api_status_outside_success_codes_fails(cpf, server):
+    server.script = [(503, {"error": "busy"}, 0)]
+    result = run(cpf, api_step(server.url), "--input", INPUTS)
+    assert (result.exit_code, result.error_code) == (30, "ERR_HTTP_STATUS")
+    assert "503" in result.envelope["error"]["message"]
+
+
+def test_api_retries_a_server_that_fails_twice(cpf, server):
+    server.script = [(500, {}, 0), (502, {}, 0), (200, {"ok": True}, 0)]
+    steps = api_step(server.url, "      retry: {max_attempts: 3, backoff_seconds: 0.05}\n")
+    result = run(cpf, steps, "--input", INPUTS)
+    assert result.envelope["result"]["body"] == {"ok": True}
+    assert len(server.requests) == 3
+    state = cpf("inspect", "--run-id", result.envelope["run_id"]).envelope["result"]["state"]
+    assert [a["http_status"] for a in state["steps"]["call"]["attempts"]] == [500, 502, 200]
+
+
+def test_api_timeout_and_connection_errors_have_their_own_codes(cpf, server):
+    server.script = [(200, {}, 3)]
+    slow = api_step(server.url, "      timeout_seconds: 0.5\n")
+    result = run(cpf, slow, "--input", INPUTS)
+    assert (result.exit_code, result.error_code) == (30, "ERR_TIMEOUT")
+    refused = run(cpf, api_step("http://127.0.0.1:9"), "--input", INPUTS)
+    assert (refused.exit_code, refused.error_code) == (30, "ERR_HTTP_CONNECTION")
+    not_http = run(cpf, api_step("file:///etc"), "--input", INPUTS)
+    assert not_http.error_code == "ERR_HTTP_CONNECTION"
+
+
+def test_api_secret_headers_never_reach_the_run_folder(cpf, server):
+    secret = "tok-9f8e7d6c5b4a"
+    server.script = [(200, {"echo": secret}, 0)]
+    steps = api_step(server.url).replace(
+        'X-Trace: "${inputs.trace}"', 'Authorization: "Bearer ${env.API_TOKEN}"'
+    )
+    cpf.write("flow.yaml", HEAD + "  steps:\n" + steps)
+    result = cpf("run", "-f", "flow.yaml", "--input", INPUTS, env={"API_TOKEN": secret})
+    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {secret}"
+    assert result.envelope["result"]["body"] == {"echo": "***"}
+    found = subprocess.run(["grep", "-r", secret, str(cpf.root)], capture_output=True, check=False)
+    assert found.returncode == 1, found.stdout

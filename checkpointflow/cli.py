@@ -28,6 +28,14 @@ def run_id_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--run-id", required=True, help="The run to act on.")(function)
 
 
+def actor_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--actor",
+        default=None,
+        help="Who is acting, for the record (default: CPF_ACTOR, else the OS user).",
+    )(function)
+
+
 def input_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--input",
@@ -70,24 +78,46 @@ def validate(path: str) -> Envelope:
 @cli.command()
 @click.option("--file", "-f", "path", required=True, help="The workflow YAML file.")
 @input_option("Workflow inputs")
+@actor_option
 @quiet_option
-def run(path: str, input_text: str | None, quiet: bool) -> Envelope:
+def run(path: str, input_text: str | None, actor: str | None, quiet: bool) -> Envelope:
     """Start a run and drive it until it waits, completes or fails."""
     from checkpointflow import engine
 
-    return engine.run(path, input_text, quiet)
+    return engine.run(path, input_text, actor, quiet)
 
 
 @cli.command()
 @run_id_option
 @click.option("--event", "event_name", required=True, help="The event the run waits for.")
 @input_option("The event's data")
+@click.option("--token", default=None, help="Apply only if this is the pending wait's token.")
+@actor_option
 @quiet_option
-def resume(run_id: str, event_name: str, input_text: str | None, quiet: bool) -> Envelope:
+def resume(
+    run_id: str,
+    event_name: str,
+    input_text: str | None,
+    token: str | None,
+    actor: str | None,
+    quiet: bool,
+) -> Envelope:
     """Deliver the event a waiting run asks for, and drive it on."""
     from checkpointflow import engine
 
-    return engine.resume(run_id, event_name, input_text, quiet)
+    return engine.resume(run_id, event_name, input_text, token, actor, quiet)
+
+
+@cli.command()
+@run_id_option
+@click.option("--from", "from_step", default=None, help="Restart from this earlier step.")
+@actor_option
+@quiet_option
+def retry(run_id: str, from_step: str | None, actor: str | None, quiet: bool) -> Envelope:
+    """Continue a failed run from the step that failed (or --from an earlier one)."""
+    from checkpointflow import engine
+
+    return engine.retry(run_id, from_step, actor, quiet)
 
 
 @cli.command()
@@ -111,11 +141,12 @@ def inspect(run_id: str) -> Envelope:
 @cli.command()
 @run_id_option
 @click.option("--reason", default=None, help="Why, for the record.")
-def cancel(run_id: str, reason: str | None) -> Envelope:
+@actor_option
+def cancel(run_id: str, reason: str | None, actor: str | None) -> Envelope:
     """Stop a waiting run for good."""
     from checkpointflow import engine
 
-    return engine.cancel(run_id, reason)
+    return engine.cancel(run_id, reason, actor)
 
 
 @cli.command()

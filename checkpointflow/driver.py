@@ -29,6 +29,7 @@ from checkpointflow.state import (
     ResponseReceived,
     RunCancelled,
     RunRecovered,
+    RunRetried,
     RunStarted,
     RunState,
     SendRequest,
@@ -215,7 +216,9 @@ def parse_json_output(data: bytes) -> tuple[Any, str | None]:
         return None, f"is not valid JSON ({error})" if text.strip() else "is empty"
 
 
-def start_run(root: Path, path: str, inputs: Any, progress: Progress) -> tuple[RunState, list[str]]:
+def start_run(
+    root: Path, path: str, inputs: Any, actor: str, progress: Progress
+) -> tuple[RunState, list[str]]:
     workflow, data = load_workflow_file(root, path)
     event = RunStarted(
         run_id=store.new_run_id(datetime.now(UTC)),
@@ -225,6 +228,8 @@ def start_run(root: Path, path: str, inputs: Any, progress: Progress) -> tuple[R
         workflow_path=document.absolute(path),
         inputs=inputs,
         at=now(),
+        secret=os.urandom(16).hex(),
+        actor=actor,
     )
     state, work = advance(workflow, None, event)
     folder = store.create_run(root, event.run_id, data)
@@ -265,7 +270,13 @@ def settle_if_overdue(root: Path, folder: store.RunFolder, progress: Progress) -
 
 
 def resume_run(
-    root: Path, run_id: str, event_name: str, payload: Any, progress: Progress
+    root: Path,
+    run_id: str,
+    event_name: str,
+    payload: Any,
+    token: str | None,
+    actor: str,
+    progress: Progress,
 ) -> RunState:
     folder = store.find_run(root, run_id)
     with store.locked(folder):
@@ -282,7 +293,8 @@ def resume_run(
         workflow = snapshot_workflow(root, folder)
         session = Session(folder, workflow, progress)
         try:
-            state, work = session.apply(state, EventReceived(event_name, payload, now()))
+            event = EventReceived(event_name, payload, now(), token=token, actor=actor)
+            state, work = session.apply(state, event)
         except BaseException:
             session.log.close()
             raise
@@ -324,14 +336,32 @@ def stop_orphans(folder: store.RunFolder, state: RunState) -> list[str]:
     return []
 
 
-def cancel_run(root: Path, run_id: str, reason: str | None, progress: Progress) -> RunState:
+def retry_run(
+    root: Path, run_id: str, from_step: str | None, actor: str, progress: Progress
+) -> RunState:
+    """Continue a failed run from its failed step (or `from_step`), keeping what completed."""
+    folder = store.find_run(root, run_id)
+    with store.locked(folder):
+        state = load_state(root, folder)
+        session = Session(folder, snapshot_workflow(root, folder), progress)
+        try:
+            state, work = session.apply(state, RunRetried(from_step, now(), actor=actor))
+        except BaseException:
+            session.log.close()
+            raise
+        return session.drive(state, work)
+
+
+def cancel_run(
+    root: Path, run_id: str, reason: str | None, actor: str, progress: Progress
+) -> RunState:
     folder = store.find_run(root, run_id)
     with store.locked(folder):
         state = load_state(root, folder)
         stop_orphans(folder, state)
         session = Session(folder, snapshot_workflow(root, folder), progress)
         try:
-            state, _ = session.apply(state, RunCancelled(reason, now()))
+            state, _ = session.apply(state, RunCancelled(reason, now(), actor=actor))
             session.checkpoint(state)
         finally:
             session.log.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,24 +60,63 @@ def validate(path: str) -> Envelope:
     )
 
 
-def run(path: str, input_text: str | None, quiet: bool) -> Envelope:
+def run(path: str, input_text: str | None, actor: str | None, quiet: bool) -> Envelope:
+    who = actor_name(actor)
     inputs = read_json_input(input_text, "ERR_VALIDATION_INPUT", "--input")
-    state, warnings = driver.start_run(_root(), path, inputs, progress_for(quiet))
+    state, warnings = driver.start_run(_root(), path, inputs, who, progress_for(quiet))
     return envelope.for_run("run", state_to_json(state), warnings=warnings)
 
 
-def resume(run_id: str, event_name: str, input_text: str | None, quiet: bool) -> Envelope:
+def resume(
+    run_id: str,
+    event_name: str,
+    input_text: str | None,
+    token: str | None,
+    actor: str | None,
+    quiet: bool,
+) -> Envelope:
     root = _root()
+    who = actor_name(actor)
     payload = read_json_input(input_text, "ERR_VALIDATION_EVENT_INPUT", "--input")
     with _reporting_run("resume", root, run_id):
-        state = driver.resume_run(root, run_id, event_name, payload, progress_for(quiet))
+        state = driver.resume_run(
+            root, run_id, event_name, payload, token, who, progress_for(quiet)
+        )
     return envelope.for_run("resume", state_to_json(state))
 
 
-def cancel(run_id: str, reason: str | None) -> Envelope:
+def retry(run_id: str, from_step: str | None, actor: str | None, quiet: bool) -> Envelope:
     root = _root()
+    who = actor_name(actor)
+    with _reporting_run("retry", root, run_id):
+        state = driver.retry_run(root, run_id, from_step, who, progress_for(quiet))
+    return envelope.for_run("retry", state_to_json(state))
+
+
+def actor_name(given: str | None) -> str:
+    """Who is acting: --actor, else CPF_ACTOR, else the operating-system user."""
+    name = given or os.environ.get("CPF_ACTOR")
+    if not name:
+        import getpass
+
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = "unknown"
+    if len(name) > 200 or any(unicodedata.category(char)[0] == "C" for char in name):
+        raise ValidationFailure(
+            "ERR_INVALID_ACTOR",
+            "The actor name must be at most 200 printable characters (no control "
+            "characters); set --actor or CPF_ACTOR to a plain name.",
+        )
+    return name
+
+
+def cancel(run_id: str, reason: str | None, actor: str | None) -> Envelope:
+    root = _root()
+    who = actor_name(actor)
     with _reporting_run("cancel", root, run_id):
-        state = driver.cancel_run(root, run_id, reason, progress_for(True))
+        state = driver.cancel_run(root, run_id, reason, who, progress_for(True))
     run = state_to_json(state)
     return envelope.envelope(
         "cancel", ok=True, status="cancelled", exit_code=0, run=run, result={"reason": reason}

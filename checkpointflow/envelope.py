@@ -113,16 +113,21 @@ def wait_block(run: dict[str, Any]) -> dict[str, Any] | None:
             block[key] = wait[key]
     block["input_schema"] = wait.get("input_schema")
     block["instructions"] = wait.get("instructions") or list(RESUME_INSTRUCTIONS)
-    if wait.get("risk_level") is not None:
-        block["risk_level"] = wait["risk_level"]
-    block["resume"] = {"command": resume_command(run["run_id"], wait["event_name"])}
+    for key in ("risk_level", "audience_actors", "deadline"):
+        if wait.get(key) is not None:
+            block[key] = wait[key]
+    token = wait.get("token")
+    if token:
+        block["wait_token"] = token
+    block["resume"] = {"command": resume_command(run["run_id"], wait["event_name"], token)}
     return block
 
 
-def resume_command(run_id: str, event_name: str) -> str:
+def resume_command(run_id: str, event_name: str, token: str | None = None) -> str:
+    token_option = f" --token {token}" if token else ""
     return (
-        f"cpf resume --run-id {shlex.quote(run_id)} --event {shlex.quote(event_name)} "
-        "--input @event.json"
+        f"cpf resume --run-id {shlex.quote(run_id)} --event {shlex.quote(event_name)}"
+        f"{token_option} --input @event.json"
     )
 
 

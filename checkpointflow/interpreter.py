@@ -19,6 +19,7 @@ Which events a run accepts in which status:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -58,6 +59,7 @@ from checkpointflow.state import (
     ResponseReceived,
     RunCancelled,
     RunRecovered,
+    RunRetried,
     RunStarted,
     RunState,
     StepFinished,
@@ -85,6 +87,8 @@ def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome
         return _wait_expired(workflow, state, event)
     if isinstance(event, RunRecovered):
         return _recovered(workflow, state, event)
+    if isinstance(event, RunRetried):
+        return _retried(workflow, state, event)
     return _cancelled(state, event)
 
 
@@ -95,6 +99,12 @@ def replay(workflow: Workflow, events: Iterable[Event], state: RunState | None =
     if state is None:
         raise InternalFailure("ERR_INTERNAL", "a run's event log has no run_started event")
     return state
+
+
+def wait_token(state: RunState, step_id: str) -> str:
+    """A token that names one wait: this step at this point of this run, never reused."""
+    seed = f"{state.secret}:{state.run_id}:{step_id}:{state.seq}".encode()
+    return hashlib.sha256(seed).hexdigest()[:32]
 
 
 def wait_deadline(state: RunState) -> str | None:
@@ -126,6 +136,7 @@ def _start(workflow: Workflow, event: RunStarted) -> Outcome:
         created_at=event.at,
         updated_at=event.at,
         seq=1,
+        secret=event.secret,
     )
     return _enter(workflow, state, 0, event.at)
 
@@ -201,7 +212,23 @@ def _retry_or_fail(
 
 
 def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -> Outcome:
+    if event.token is not None and (state.wait or {}).get("token") != event.token:
+        raise ValidationFailure(
+            "ERR_STALE_WAIT",
+            f"Token {event.token[:64]!r} is not the token of the wait run {state.run_id} has "
+            "pending (that wait was already answered, or the token belongs to another run). "
+            "Nothing was changed; `cpf status` shows the current wait and its token.",
+            step_id=state.current_step_id,
+        )
     wait = _pending_wait(state)
+    allowed = wait.get("audience_actors")
+    if allowed and event.actor not in allowed:
+        raise ValidationFailure(
+            "ERR_NOT_ALLOWED",
+            f"Step '{wait['step_id']}' accepts answers only from {', '.join(allowed)}, not "
+            f"from {event.actor!r}. Resume with --actor set to one of them (or CPF_ACTOR).",
+            step_id=wait["step_id"],
+        )
     if event.event_name != wait["event_name"]:
         raise RuntimeFailure(
             "ERR_RESUME_EVENT_MISMATCH",
@@ -299,6 +326,27 @@ def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outc
     )
     record = attrs.evolve(record, attempts=(*record.attempts, attempt))
     return _retry_or_fail(workflow, state, step, record, error, event.at)
+
+
+def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
+    """Run a failed run again from the failed step (or an earlier one), keeping the
+    recorded outputs of every step that completed."""
+    if state.status != FAILED:
+        raise RuntimeFailure(
+            "ERR_RUN_NOT_FAILED",
+            f"Run {state.run_id} is {state.status}; only a failed run can be retried.",
+            step_id=state.current_step_id,
+        )
+    target = event.from_step or state.current_step_id
+    if target is None or target not in workflow.positions:
+        known = ", ".join(step.id for step in workflow.steps)
+        raise ValidationFailure(
+            "ERR_STEP_NOT_FOUND",
+            f"Run {state.run_id} has no step {target!r} to retry from (steps: {known}).",
+            step_id=target,
+        )
+    state = attrs.evolve(_tick(state, event.at), status=RUNNING, error=None, result=None)
+    return _enter(workflow, state, workflow.positions[target], event.at)
 
 
 def _cancelled(state: RunState, event: RunCancelled) -> Outcome:
@@ -442,6 +490,8 @@ def _wait(workflow: Workflow, state: RunState, step: AwaitEventStep, at: str) ->
         "risk_level": step.risk_level,
         "since": at,
         "deadline": deadline,
+        "token": wait_token(state, step.id),
+        "audience_actors": None if step.audience_actors is None else list(step.audience_actors),
     }
     state = _put(state, step.id, _visit(state, step.id, at, status=WAITING))
     return attrs.evolve(state, status=WAITING, wait=wait), ()

@@ -67,6 +67,7 @@ class AwaitEventStep(Step):
     summary: str | None = None
     instructions: tuple[str, ...] | None = None
     on_timeout: str | None = None  # where the run goes when nobody answers in time
+    audience_actors: tuple[str, ...] | None = None  # who may answer (a guard, not auth)
 
 
 @attrs.frozen(kw_only=True)
@@ -191,6 +192,7 @@ def _await_event(spec: dict[str, Any], common: dict[str, Any]) -> Step:
         summary=spec.get("summary"),
         instructions=None if instructions is None else tuple(instructions),
         on_timeout=spec.get("on_timeout", {}).get("next"),
+        audience_actors=tuple(spec["audience_actors"]) if "audience_actors" in spec else None,
     )
 
 

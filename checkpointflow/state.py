@@ -88,6 +88,8 @@ class RunStarted:
     workflow_path: str | None
     inputs: JSON
     at: str
+    secret: str = ""  # random, from the driver: the seed of the run's wait tokens
+    actor: str | None = None
 
 
 @attrs.frozen
@@ -139,12 +141,24 @@ class EventReceived:
     event_name: str
     input: JSON
     at: str
+    token: str | None = None  # when given, only the wait with this token may take the event
+    actor: str | None = None
 
 
 @attrs.frozen
 class RunCancelled:
     reason: str | None
     at: str
+    actor: str | None = None
+
+
+@attrs.frozen
+class RunRetried:
+    """Continue a failed run from the step that failed, or from an earlier one."""
+
+    from_step: str | None
+    at: str
+    actor: str | None = None
 
 
 @attrs.frozen
@@ -166,6 +180,7 @@ Event = (
     | WaitExpired
     | RunCancelled
     | RunRecovered
+    | RunRetried
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -176,6 +191,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "event_received": EventReceived,
     "run_cancelled": RunCancelled,
     "run_recovered": RunRecovered,
+    "run_retried": RunRetried,
 }
 _TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 
@@ -245,6 +261,7 @@ class RunState:
     result: JSON = None
     error: JSON = None
     cancel_reason: str | None = None
+    secret: str = ""
 
 
 def state_to_json(state: RunState) -> dict[str, Any]:

@@ -111,13 +111,18 @@ def resume(
 @cli.command()
 @run_id_option
 @click.option("--from", "from_step", default=None, help="Restart from this earlier step.")
+@click.option(
+    "--workflow", "workflow_path", default=None, help="Retry against this edited workflow file."
+)
 @actor_option
 @quiet_option
-def retry(run_id: str, from_step: str | None, actor: str | None, quiet: bool) -> Envelope:
+def retry(
+    run_id: str, from_step: str | None, workflow_path: str | None, actor: str | None, quiet: bool
+) -> Envelope:
     """Continue a failed run from the step that failed (or --from an earlier one)."""
     from checkpointflow import engine
 
-    return engine.retry(run_id, from_step, actor, quiet)
+    return engine.retry(run_id, from_step, workflow_path, actor, quiet)
 
 
 @cli.command()
@@ -131,11 +136,20 @@ def status(run_id: str) -> Envelope:
 
 @cli.command()
 @run_id_option
-def inspect(run_id: str) -> Envelope:
-    """A run's full state and event history."""
+@click.option("--full", is_flag=True, help="Everything, with large values inlined.")
+@click.option("--at", "at", type=int, default=None, help="The state right after event SEQ.")
+@click.option("--events", is_flag=True, help="Page through the event log (with --since/--limit).")
+@click.option("--since", type=int, default=None, help="With --events: events after SEQ.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="With --events: at most N.")
+def inspect(
+    run_id: str, full: bool, at: int | None, events: bool, since: int | None, limit: int | None
+) -> Envelope:
+    """A run's state and history (compact by default); exits with the run's own code."""
     from checkpointflow import engine
 
-    return engine.inspect(run_id)
+    if events and since is None and limit is None:
+        since = 0
+    return engine.inspect(run_id, full, at, since, limit)
 
 
 @cli.command()

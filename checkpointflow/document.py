@@ -20,6 +20,8 @@ from checkpointflow import json_schema
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.model import Workflow, build_workflow
 
+__all__ = ["Workflow", "build_workflow"]
+
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 MAX_NODES = 1_000_000
 SCHEMA_FILE = "checkpointflow.schema.json"

@@ -11,15 +11,16 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from checkpointflow import document, effects, json_schema, store
 from checkpointflow.cache import DiskCache
-from checkpointflow.errors import InternalFailure, LockConflict, RuntimeFailure
-from checkpointflow.interpreter import advance, replay, wait_deadline
-from checkpointflow.model import CliStep, Workflow, build_workflow
+from checkpointflow.errors import InternalFailure, LockConflict, RuntimeFailure, ValidationFailure
+from checkpointflow.interpreter import advance, wait_deadline
+from checkpointflow.model import Workflow, build_workflow
 from checkpointflow.progress import Progress
 from checkpointflow.state import (
     RUNNING,
@@ -34,7 +35,6 @@ from checkpointflow.state import (
     RunState,
     SendRequest,
     StepFinished,
-    StepRecord,
     WaitExpired,
     event_from_record,
     event_to_record,
@@ -248,7 +248,7 @@ def settle_overdue_wait(
     at = now()
     if deadline is None or to_millis(at) < to_millis(deadline):
         return state
-    session = Session(folder, snapshot_workflow(root, folder), progress)
+    session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
     try:
         state, work = session.apply(state, WaitExpired(state.wait["step_id"], at))
     except BaseException:
@@ -290,7 +290,7 @@ def resume_run(
                 f"this resume; the run has moved on and is now {settled.status}.",
                 step_id=settled.current_step_id,
             )
-        workflow = snapshot_workflow(root, folder)
+        workflow = snapshot_workflow(root, folder, state.workflow_sha256)
         session = Session(folder, workflow, progress)
         try:
             event = EventReceived(event_name, payload, now(), token=token, actor=actor)
@@ -311,7 +311,7 @@ def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, 
         record = state.steps.get(step_id)
         attempt = record.executions if record else 0
         event = RunRecovered(step_id, attempt, *folder.output_files(step_id, attempt), now())
-        session = Session(folder, snapshot_workflow(root, folder), progress)
+        session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
         try:
             state, work = session.apply(state, event)
         except BaseException:
@@ -337,19 +337,58 @@ def stop_orphans(folder: store.RunFolder, state: RunState) -> list[str]:
 
 
 def retry_run(
-    root: Path, run_id: str, from_step: str | None, actor: str, progress: Progress
+    root: Path,
+    run_id: str,
+    from_step: str | None,
+    workflow_path: str | None,
+    actor: str,
+    progress: Progress,
 ) -> RunState:
-    """Continue a failed run from its failed step (or `from_step`), keeping what completed."""
+    """Continue a failed run from its failed step (or `from_step`), keeping what completed;
+    with `workflow_path`, against an edited version of its workflow."""
     folder = store.find_run(root, run_id)
     with store.locked(folder):
         state = load_state(root, folder)
-        session = Session(folder, snapshot_workflow(root, folder), progress)
+        workflow = snapshot_workflow(root, folder, state.workflow_sha256)
+        sha = None
+        if workflow_path is not None:
+            workflow, data = _edited_workflow(root, workflow_path, state)
+            sha = _keep_snapshots(folder, state, data)
+        session = Session(folder, workflow, progress)
         try:
-            state, work = session.apply(state, RunRetried(from_step, now(), actor=actor))
+            event = RunRetried(from_step, now(), actor=actor, workflow_sha256=sha)
+            state, work = session.apply(state, event)
+            if workflow_path is not None:
+                with store.persisting(folder.workflow_file):
+                    store.write_file_atomically(folder.workflow_file, data)
         except BaseException:
             session.log.close()
             raise
         return session.drive(state, work)
+
+
+def _edited_workflow(root: Path, path: str, state: RunState) -> tuple[Workflow, bytes]:
+    workflow, data = load_workflow_file(root, path)
+    if workflow.id != state.workflow_id:
+        raise ValidationFailure(
+            "ERR_VALIDATION_WORKFLOW",
+            f"{path} defines workflow '{workflow.id}', but run {state.run_id} runs "
+            f"'{state.workflow_id}'; --workflow must be an edited version of the same workflow.",
+        )
+    return workflow, data
+
+
+def _keep_snapshots(folder: store.RunFolder, state: RunState, data: bytes) -> str:
+    """Keep every version the run has used under workflows/<sha>.yaml; returns the new hash."""
+    kept = folder.path / "workflows"
+    with store.persisting(kept):
+        kept.mkdir(exist_ok=True)
+        old = kept / f"{state.workflow_sha256}.yaml"
+        if not old.exists():
+            store.write_file_atomically(old, folder.workflow_file.read_bytes())
+        sha = hashlib.sha256(data).hexdigest()
+        store.write_file_atomically(kept / f"{sha}.yaml", data)
+    return sha
 
 
 def cancel_run(
@@ -359,7 +398,7 @@ def cancel_run(
     with store.locked(folder):
         state = load_state(root, folder)
         stop_orphans(folder, state)
-        session = Session(folder, snapshot_workflow(root, folder), progress)
+        session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
         try:
             state, _ = session.apply(state, RunCancelled(reason, now(), actor=actor))
             session.checkpoint(state)
@@ -368,16 +407,44 @@ def cancel_run(
         return state
 
 
-def snapshot_workflow(root: Path, folder: store.RunFolder) -> Workflow:
-    """The workflow the run started with, from its own folder."""
+def snapshot_workflow(root: Path, folder: store.RunFolder, sha: str | None = None) -> Workflow:
+    """A workflow the run ran with, from its own folder: the one with hash `sha` (kept in
+    workflows/<sha>.yaml once a retry brought an edited workflow), else workflow.yaml."""
+    kept = folder.path / "workflows" / f"{sha}.yaml"
+    path = kept if sha and kept.is_file() else folder.workflow_file
     try:
-        data = folder.workflow_file.read_bytes()
+        data = path.read_bytes()
     except OSError as error:
         raise InternalFailure(
             "ERR_PERSISTENCE",
-            f"The run's workflow snapshot {folder.workflow_file} cannot be read: {error.strerror}.",
+            f"The run's workflow snapshot {path} cannot be read: {error.strerror}.",
         ) from None
-    return workflow_from_bytes(root, data, str(folder.workflow_file))
+    if sha and hashlib.sha256(data).hexdigest() != sha:
+        raise InternalFailure(
+            "ERR_PERSISTENCE",
+            f"The run's workflow snapshot with hash {sha[:12]} is missing from {folder.path}.",
+        )
+    return workflow_from_bytes(root, data, str(path))
+
+
+def fold(
+    root: Path, folder: store.RunFolder, events: Iterable[Event], state: RunState | None = None
+) -> RunState:
+    """Replay events onto a state, switching workflow where a retry brought a new one."""
+    workflow: Workflow | None = None
+    current = state.workflow_sha256 if state else None
+    for event in events:
+        wanted = current
+        if isinstance(event, RunStarted) or (
+            isinstance(event, RunRetried) and event.workflow_sha256
+        ):
+            wanted = event.workflow_sha256
+        if workflow is None or wanted != current:
+            workflow, current = snapshot_workflow(root, folder, wanted), wanted
+        state, _ = advance(workflow, state, event)
+    if state is None:
+        raise InternalFailure("ERR_PERSISTENCE", f"Run {folder.run_id} has no recorded events.")
+    return state
 
 
 def load_state(root: Path, folder: store.RunFolder) -> RunState:
@@ -388,87 +455,15 @@ def load_state(root: Path, folder: store.RunFolder) -> RunState:
     records, _ = store.read_events(folder, offset)
     seq = state.seq if state else 0
     tail = [event_from_record(record) for record in records if record["seq"] > seq]
-    if tail:
-        state = replay(snapshot_workflow(root, folder), tail, state)
-    if state is None:
-        raise InternalFailure("ERR_PERSISTENCE", f"Run {folder.run_id} has no recorded events.")
+    if tail or state is None:
+        state = fold(root, folder, tail, state)
     return state
 
 
 def replay_run(root: Path, folder: store.RunFolder) -> RunState:
     """The state rebuilt from events.jsonl alone, ignoring the state.json checkpoint."""
     records, _ = store.read_events(folder)
-    return replay(snapshot_workflow(root, folder), map(event_from_record, records))
-
-
-def step_results(
-    root: Path, folder: store.RunFolder, records: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """One row per command attempt and per settled step, in the order the log has them."""
-    workflow = snapshot_workflow(root, folder)
-    rows: list[dict[str, Any]] = []
-    state: RunState | None = None
-    for record in records:
-        before = state.steps if state else {}
-        event = event_from_record(record)
-        state, _ = advance(workflow, state, event)
-        if isinstance(event, StepFinished | RunRecovered):
-            rows.append(_attempt_row(folder, state, event))
-        for step_id, step in state.steps.items():
-            previous = before.get(step_id)
-            settled = step.status not in (RUNNING, "completed", "failed") or not isinstance(
-                workflow.step(step_id), CliStep
-            )
-            changed = previous is None or (previous.visits, previous.status) != (
-                step.visits,
-                step.status,
-            )
-            if changed and settled and step.status != RUNNING:
-                rows.append(_status_row(workflow.step(step_id).kind, step_id, step, record["at"]))
-    return rows
-
-
-def _attempt_row(
-    folder: store.RunFolder, state: RunState, event: StepFinished | RunRecovered
-) -> dict[str, Any]:
-    """The outcome of one attempt; a successful attempt whose step was entered again at
-    once (a loop onto itself) is no longer in the state, and had no error."""
-    step = state.steps[event.step_id]
-    attempt = next((a for a in step.attempts if a.attempt == event.attempt), None)
-    error = (attempt.error if attempt else None) or {}
-    output = event.output if isinstance(event, StepFinished) else None
-    return {
-        "step_id": event.step_id,
-        "step_kind": "cli",
-        "status": "failed" if error else "completed",
-        "attempt": event.attempt,
-        "exit_code": event.exit_code if isinstance(event, StepFinished) else None,
-        "error_code": error.get("code"),
-        "error_message": error.get("message"),
-        "outputs": None if error else output,
-        "stdout_path": str(folder.path / event.stdout),
-        "stderr_path": str(folder.path / event.stderr),
-        "duration_ms": event.duration_ms if isinstance(event, StepFinished) else None,
-        "created_at": event.at,
-    }
-
-
-def _status_row(kind: str, step_id: str, step: StepRecord, at: str) -> dict[str, Any]:
-    error = step.error or {}
-    return {
-        "step_id": step_id,
-        "step_kind": kind,
-        "status": step.status,
-        "attempt": None,
-        "exit_code": None,
-        "error_code": error.get("code"),
-        "error_message": error.get("message"),
-        "outputs": step.outputs,
-        "stdout_path": None,
-        "stderr_path": None,
-        "duration_ms": None,
-        "created_at": at,
-    }
+    return fold(root, folder, map(event_from_record, records))
 
 
 def summary_of(state: RunState) -> dict[str, Any]:

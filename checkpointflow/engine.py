@@ -48,7 +48,13 @@ def init(path: str, force: bool) -> Envelope:
 
 
 def validate(path: str) -> Envelope:
-    workflow, _ = driver.load_workflow_file(_root(), path)
+    """Every problem at once; valid documents may still get warnings (see advice.py)."""
+    from checkpointflow import advice, document
+
+    _root()
+    parsed = document.parse_yaml(document.read_document(path), path)
+    document.raise_problems(document.find_problems(parsed), path)
+    workflow = document.build_workflow(parsed)
     run = {"workflow_id": workflow.id, "workflow_version": workflow.version}
     return envelope.envelope(
         "validate",
@@ -57,6 +63,7 @@ def validate(path: str) -> Envelope:
         exit_code=0,
         run=run,
         result={"valid": True, "file": path, "steps": len(workflow.steps)},
+        warnings=advice.warnings_for(parsed),
     )
 
 
@@ -85,11 +92,17 @@ def resume(
     return envelope.for_run("resume", state_to_json(state))
 
 
-def retry(run_id: str, from_step: str | None, actor: str | None, quiet: bool) -> Envelope:
+def retry(
+    run_id: str,
+    from_step: str | None,
+    workflow_path: str | None,
+    actor: str | None,
+    quiet: bool,
+) -> Envelope:
     root = _root()
     who = actor_name(actor)
     with _reporting_run("retry", root, run_id):
-        state = driver.retry_run(root, run_id, from_step, who, progress_for(quiet))
+        state = driver.retry_run(root, run_id, from_step, workflow_path, who, progress_for(quiet))
     return envelope.for_run("retry", state_to_json(state))
 
 
@@ -160,35 +173,20 @@ def status(run_id: str) -> Envelope:
     return envelope.for_run("status", state_to_json(state), warnings=warnings, query=True)
 
 
-def inspect(run_id: str) -> Envelope:
-    """The run's state and its whole history, step by step and event by event."""
+def inspect(
+    run_id: str,
+    full: bool = False,
+    at: int | None = None,
+    since: int | None = None,
+    limit: int | None = None,
+) -> Envelope:
+    """The run's state and history: compact by default, paged or as of an event on request."""
+    from checkpointflow import inspection
+
     root = _root()
     folder = store.find_run(root, run_id)
-    state = driver.load_state(root, folder)
-    records, _ = store.read_events(folder)
-    run = state_to_json(state)
-    details = {
-        "run_folder": str(folder.path),
-        "inputs": state.inputs,
-        "step_outputs": {
-            step_id: record.outputs
-            for step_id, record in state.steps.items()
-            if record.outputs is not None
-        },
-        "step_results": driver.step_results(root, folder, records),
-        "events": [
-            {
-                "event_name": record["payload"]["event_name"],
-                "event_data": record["payload"]["input"],
-                "created_at": record["at"],
-            }
-            for record in records
-            if record["type"] == "event_received"
-        ],
-        "state": run,
-        "history": records,
-    }
-    return envelope.for_run("inspect", run, result=details, query=True)
+    run, result = inspection.inspect_run(root, folder, full=full, at=at, since=since, limit=limit)
+    return envelope.for_run("inspect", run, result=result, query=True)
 
 
 def _load(root: Path, run_id: str) -> RunState:

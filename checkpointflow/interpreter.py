@@ -346,6 +346,8 @@ def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
             step_id=target,
         )
     state = attrs.evolve(_tick(state, event.at), status=RUNNING, error=None, result=None)
+    if event.workflow_sha256 is not None:
+        state = attrs.evolve(state, workflow_sha256=event.workflow_sha256)
     return _enter(workflow, state, workflow.positions[target], event.at)
 
 

@@ -159,6 +159,7 @@ class RunRetried:
     from_step: str | None
     at: str
     actor: str | None = None
+    workflow_sha256: str | None = None  # retry against an edited workflow (its snapshot hash)
 
 
 @attrs.frozen

@@ -126,7 +126,7 @@ def check_run_folders(root: Path) -> None:
     its `log_offset` is where that record ends, and the whole log replays to the state
     every command reports (checkpoint plus the events logged after it).
     """
-    from checkpointflow import driver, interpreter, store
+    from checkpointflow import driver, store
     from checkpointflow.state import event_from_record, state_to_json
 
     runs = root / "runs"
@@ -140,13 +140,12 @@ def check_run_folders(root: Path) -> None:
         for record in records:
             EVENT(record)
         assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
-        workflow = driver.snapshot_workflow(root, folder)
         if (path / "state.json").exists():
             stored = json.loads((path / "state.json").read_text())
             STATE(stored)
             offset = stored.pop("log_offset")
             prefix = [event_from_record(r) for r in records[: stored["seq"]]]
-            assert state_to_json(interpreter.replay(workflow, prefix)) == stored, path
+            assert state_to_json(driver.fold(root, folder, prefix)) == stored, path
             log = (path / "events.jsonl").read_bytes()
             assert offset == len(
                 b"".join(line + b"\n" for line in log.splitlines()[: stored["seq"]])

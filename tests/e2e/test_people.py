@@ -175,3 +175,114 @@ def test_retry_is_refused_for_runs_that_did_not_fail_and_unknown_steps(cpf):
     cpf.write("wait.yaml", LOOP)
     waiting = cpf("run", "-f", "wait.yaml").envelope["run_id"]
     assert cpf("retry", "--run-id", waiting).error_code == "ERR_RUN_NOT_FAILED"
+
+
+BIG = (
+    HEAD
+    + """\
+    - id: big
+      kind: cli
+      command: >-
+        python3 -c "import json; print(json.dumps({'blob': 'x' * 100000}))"
+    - id: ask
+      kind: await_event
+      audience: agent
+      event_name: go
+      input_schema: {type: object}
+    - id: small
+      kind: cli
+      command: >-
+        echo '{"n": 1}'
+"""
+)
+
+
+def test_inspect_is_compact_by_default_and_complete_with_full(cpf):
+    cpf.write("flow.yaml", BIG)
+    run_id = cpf("run", "-f", "flow.yaml").envelope["run_id"]
+    cpf("resume", "--run-id", run_id, "--event", "go")
+    compact = cpf("inspect", "--run-id", run_id)
+    assert len(compact.stdout) < 20_000
+    note = compact.envelope["result"]["step_outputs"]["big"]
+    assert note["omitted_bytes"] > 100_000
+    assert "x" * 100_000 in open(note["see"]).read()
+    assert compact.envelope["result"]["step_outputs"]["small"] == {"n": 1}
+    full = cpf("inspect", "--run-id", run_id, "--full")
+    assert full.envelope["result"]["step_outputs"]["big"]["blob"] == "x" * 100_000
+
+
+def test_inspect_pages_agree_with_the_full_log_and_at_replays_any_point(cpf):
+    cpf.write("flow.yaml", LOOP)
+    run_id = cpf("run", "-f", "flow.yaml").envelope["run_id"]
+    for _ in range(3):
+        cpf("resume", "--run-id", run_id, "--event", "verdict", "--input", '{"again": true}')
+    full = cpf("inspect", "--run-id", run_id, "--full").envelope["result"]["history"]
+    paged, since = [], 0
+    while since is not None:
+        page = cpf("inspect", "--run-id", run_id, "--events", "--since", str(since), "--limit", "2")
+        paged += page.envelope["result"]["events"]
+        since = page.envelope["result"]["next_since"]
+    assert paged == full
+    first = cpf("inspect", "--run-id", run_id, "--at", "1").envelope["result"]["state"]
+    assert first["current_step_id"] == "review" and first["seq"] == 1
+    last = cpf("inspect", "--run-id", run_id, "--at", str(len(full))).envelope["result"]["state"]
+    assert last == cpf("inspect", "--run-id", run_id).envelope["result"]["state"]
+    outside = cpf("inspect", "--run-id", run_id, "--at", "999")
+    assert outside.error_code == "ERR_VALIDATION_INPUT"
+
+
+def test_validate_warns_about_forgotten_waits_unreachable_steps_and_dead_transitions(cpf):
+    cpf.write(
+        "flow.yaml",
+        HEAD
+        + """\
+    - id: ask
+      kind: await_event
+      audience: user
+      event_name: decision
+      input_schema:
+        type: object
+        properties: {choice: {enum: [yes, no]}}
+      transitions:
+        - when: event.choice == "yes"
+          next: done
+        - when: event.choice == "maybe"
+          next: done
+        - next: done
+    - {id: orphan, kind: cli, command: "true"}
+    - {id: done, kind: end}
+""",
+    )
+    result = cpf("validate", "-f", "flow.yaml")
+    assert result.exit_code == 0 and result.envelope["ok"] is True
+    warnings = result.envelope["warnings"]
+    assert len(warnings) == 3
+    assert any("timeout_seconds" in w and "'ask'" in w for w in warnings)
+    assert any("'orphan'" in w and "no path" in w for w in warnings)
+    assert any("'maybe'" in w and "never" in w for w in warnings)
+    clean = cpf.write("clean.yaml", HEAD + "    - {id: only, kind: end}\n")
+    assert "warnings" not in cpf("validate", "-f", str(clean)).envelope
+
+
+def test_retry_against_an_edited_workflow(cpf):
+    run_id = failed_at_three(cpf)
+    edited = FIVE.replace(" && test -f fixed", " && echo fixed-by-edit >> ran.txt")
+    other = cpf.write("edited.yaml", edited)
+    retried = cpf("retry", "--run-id", run_id, "--workflow", str(other))
+    assert retried.exit_code == 0
+    assert ran(cpf) == ["s1", "s2", "s3", "s3", "fixed-by-edit", "s4", "s5"]
+    folder = cpf.run_folder(run_id)
+    assert (folder / "workflow.yaml").read_text() == edited
+    assert len(list((folder / "workflows").iterdir())) == 2  # both versions are kept
+
+
+def test_retry_with_a_different_workflow_or_a_vanished_step_is_refused(cpf):
+    run_id = failed_at_three(cpf)
+    stranger = cpf.write("stranger.yaml", FIVE.replace("id: people", "id: someone_else"))
+    refused = cpf("retry", "--run-id", run_id, "--workflow", str(stranger))
+    assert (refused.exit_code, refused.error_code) == (10, "ERR_VALIDATION_WORKFLOW")
+    shrunk = cpf.write("shrunk.yaml", HEAD + "    - {id: s1, kind: cli, command: 'true'}\n")
+    vanished = cpf("retry", "--run-id", run_id, "--workflow", str(shrunk))
+    assert (vanished.exit_code, vanished.error_code) == (10, "ERR_STEP_NOT_FOUND")
+    assert cpf("status", "--run-id", run_id).exit_code == 30
+    assert (cpf.run_folder(run_id) / "workflow.yaml").read_text() == FIVE

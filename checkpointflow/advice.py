@@ -1,0 +1,113 @@
+"""Warnings from `cpf validate`: documents that are valid but probably not what was meant.
+
+A wait without a timeout can be forgotten forever; a step no path reaches never runs; a
+transition comparing an event field with a value its schema forbids can never be taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from checkpointflow.expressions import Binary, ExpressionError, Literal, Node, Path, parse_condition
+
+
+def warnings_for(document: dict[str, Any]) -> list[str]:
+    steps: list[dict[str, Any]] = document["workflow"]["steps"]
+    found: list[str] = []
+    for step in steps:
+        if step["kind"] == "await_event" and not step.get("timeout_seconds"):
+            found.append(
+                f"step '{step['id']}': an await_event without timeout_seconds waits forever; "
+                "set timeout_seconds (and on_timeout) so a forgotten wait is noticed"
+            )
+    reachable = _reachable(steps)
+    for step in steps:
+        if step["id"] not in reachable:
+            found.append(f"step '{step['id']}': no path through the workflow reaches this step")
+    for step in steps:
+        found += _impossible_transitions(step)
+    return found
+
+
+def _successors(steps: list[dict[str, Any]], index: int) -> Iterator[str]:
+    step = steps[index]
+    following = steps[index + 1]["id"] if index + 1 < len(steps) else None
+    for field in ("on_error", "on_timeout"):
+        if field in step:
+            yield step[field]["next"]
+    if "if" in step and following:
+        yield following  # skipped when false
+    if step["kind"] == "end":
+        return
+    if step["kind"] == "switch":
+        yield from (case["next"] for case in step["cases"])
+        if "default" in step:
+            yield step["default"]
+        return
+    if step.get("transitions"):
+        yield from (transition["next"] for transition in step["transitions"])
+    elif following:
+        yield following
+
+
+def _reachable(steps: list[dict[str, Any]]) -> set[str]:
+    positions = {step["id"]: index for index, step in enumerate(steps)}
+    seen: set[str] = set()
+    pending = [steps[0]["id"]] if steps else []
+    while pending:
+        step_id = pending.pop()
+        if step_id in seen or step_id not in positions:
+            continue
+        seen.add(step_id)
+        pending.extend(_successors(steps, positions[step_id]))
+    return seen
+
+
+def _impossible_transitions(step: dict[str, Any]) -> list[str]:
+    if step["kind"] != "await_event":
+        return []
+    properties = (step.get("input_schema") or {}).get("properties") or {}
+    found = []
+    for index, transition in enumerate(step.get("transitions", [])):
+        try:
+            node = parse_condition(transition["when"]) if "when" in transition else None
+        except ExpressionError:
+            continue
+        for field, value in _event_equalities(node):
+            allowed = _allowed_values(properties.get(field))
+            if allowed is not None and value not in allowed:
+                found.append(
+                    f"step '{step['id']}': transition {index} compares event.{field} with "
+                    f"{value!r}, which its input_schema never allows ({allowed}); it can never "
+                    "be taken"
+                )
+    return found
+
+
+def _event_equalities(node: Node | None) -> Iterator[tuple[str, Any]]:
+    """(field, value) for each `event.<field> == <literal>` the condition requires."""
+    if not isinstance(node, Binary):
+        return
+    if node.operator == "and":
+        yield from _event_equalities(node.left)
+        yield from _event_equalities(node.right)
+    elif node.operator == "==":
+        for path, literal in ((node.left, node.right), (node.right, node.left)):
+            if (
+                isinstance(path, Path)
+                and path.root == "event"
+                and len(path.keys) == 1
+                and isinstance(path.keys[0], Literal)
+                and isinstance(literal, Literal)
+            ):
+                yield str(path.keys[0].value), literal.value
+
+
+def _allowed_values(schema: Any) -> list[Any] | None:
+    if not isinstance(schema, dict):
+        return None
+    if "const" in schema:
+        return [schema["const"]]
+    enum = schema.get("enum")
+    return list(enum) if isinstance(enum, list) else None

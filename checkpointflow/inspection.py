@@ -1,0 +1,215 @@
+"""`cpf inspect`: a run's state and history, compact by default, complete on request.
+
+Large values (outputs, inputs, event data above a few KB) are replaced by a note saying
+how big they were and where to read them, so the answer stays small however much a step
+printed. `--full` returns everything; `--events --since/--limit` pages through the log;
+`--at SEQ` shows the state as it was right after event SEQ (by replay).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from checkpointflow import driver, store
+from checkpointflow.errors import ValidationFailure
+from checkpointflow.interpreter import advance
+from checkpointflow.model import Workflow
+from checkpointflow.state import (
+    RUNNING,
+    RunRecovered,
+    RunState,
+    StepFinished,
+    StepRecord,
+    event_from_record,
+    state_to_json,
+)
+
+INLINE_LIMIT = 4096
+RECENT_EVENTS = 20
+
+
+def inspect_run(
+    root: Path,
+    folder: store.RunFolder,
+    *,
+    full: bool = False,
+    at: int | None = None,
+    since: int | None = None,
+    limit: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the run's state as JSON, the inspect result)."""
+    records, _ = store.read_events(folder)
+    if at is not None:
+        state = state_at(root, folder, records, at)
+        records = records[:at]
+    else:
+        state = driver.load_state(root, folder)
+    run = state_to_json(state)
+    if since is not None or limit is not None:
+        return run, _page(records, since or 0, limit)
+    shown = (lambda value, where: value) if full else _compact
+    result = {
+        "run_folder": str(folder.path),
+        "inputs": shown(state.inputs, "state.json inputs"),
+        "step_outputs": {
+            step_id: shown(record.outputs, _outputs_file(folder, record))
+            for step_id, record in state.steps.items()
+            if record.outputs is not None
+        },
+        "step_results": [
+            {**row, "outputs": shown(row["outputs"], row["stdout_path"] or "state.json")}
+            for row in step_results(root, folder, records)
+        ],
+        "events": [
+            {
+                "event_name": record["payload"]["event_name"],
+                "event_data": shown(
+                    record["payload"]["input"], f"events.jsonl seq {record['seq']}"
+                ),
+                "actor": record["payload"].get("actor"),
+                "created_at": record["at"],
+            }
+            for record in records
+            if record["type"] == "event_received"
+        ],
+        "state": run if full else _compact_state(run, folder),
+        "history": records if full else [_compact_record(r) for r in records[-RECENT_EVENTS:]],
+        "history_size": len(records),
+    }
+    return run, result
+
+
+def state_at(
+    root: Path, folder: store.RunFolder, records: list[dict[str, Any]], seq: int
+) -> RunState:
+    if not 1 <= seq <= len(records):
+        raise ValidationFailure(
+            "ERR_VALIDATION_INPUT",
+            f"--at {seq} is outside the run's log, which has events 1 to {len(records)}.",
+        )
+    return driver.fold(root, folder, (event_from_record(r) for r in records[:seq]))
+
+
+def _page(records: list[dict[str, Any]], since: int, limit: int | None) -> dict[str, Any]:
+    later = [record for record in records if record["seq"] > since]
+    page = later[:limit] if limit is not None else later
+    following = page[-1]["seq"] if page and len(page) < len(later) else None
+    return {"events": page, "next_since": following, "history_size": len(records)}
+
+
+def _compact(value: Any, where: str) -> Any:
+    size = len(json.dumps(value, ensure_ascii=False))
+    if size <= INLINE_LIMIT:
+        return value
+    return {"omitted_bytes": size, "see": where}
+
+
+def _outputs_file(folder: store.RunFolder, record: StepRecord) -> str:
+    if record.attempts:
+        return str(folder.path / record.attempts[-1].stdout)
+    return "cpf inspect --full"
+
+
+def _compact_state(run: dict[str, Any], folder: store.RunFolder) -> dict[str, Any]:
+    steps = {
+        step_id: {**step, "outputs": _compact(step["outputs"], "cpf inspect --full")}
+        for step_id, step in run["steps"].items()
+    }
+    return {**run, "inputs": _compact(run["inputs"], "cpf inspect --full"), "steps": steps}
+
+
+def _compact_record(record: dict[str, Any]) -> dict[str, Any]:
+    payload = {
+        key: _compact(value, f"events.jsonl seq {record['seq']}")
+        for key, value in record["payload"].items()
+    }
+    return {**record, "payload": payload}
+
+
+def step_results(
+    root: Path, folder: store.RunFolder, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per command attempt and per settled step, in the order the log has them."""
+    rows: list[dict[str, Any]] = []
+    state: RunState | None = None
+    workflows: dict[str | None, Workflow] = {}
+    for record in records:
+        before = state.steps if state else {}
+        event = event_from_record(record)
+        sha = _sha_for(event, state)
+        if sha not in workflows:
+            workflows[sha] = driver.snapshot_workflow(root, folder, sha)
+        workflow = workflows[sha]
+        state, _ = advance(workflow, state, event)
+        if isinstance(event, StepFinished | RunRecovered):
+            rows.append(_attempt_row(folder, state, event))
+        for step_id, step in state.steps.items():
+            previous = before.get(step_id)
+            settled = (
+                step.status not in (RUNNING, "completed", "failed")
+                or _kind(workflow, step_id) != "cli"
+            )
+            changed = previous is None or (previous.visits, previous.status) != (
+                step.visits,
+                step.status,
+            )
+            if changed and settled and step.status != RUNNING:
+                rows.append(_status_row(_kind(workflow, step_id), step_id, step, record["at"]))
+    return rows
+
+
+def _kind(workflow: Workflow, step_id: str) -> str:
+    """A step's kind; a step a retry's edited workflow removed reads as `removed`."""
+    position = workflow.positions.get(step_id)
+    return workflow.steps[position].kind if position is not None else "removed"
+
+
+def _sha_for(event: Any, state: RunState | None) -> str | None:
+    """The hash of the workflow an event applies to (retries may bring a new one)."""
+    sha = getattr(event, "workflow_sha256", None)
+    return sha if sha else (state.workflow_sha256 if state else None)
+
+
+def _attempt_row(
+    folder: store.RunFolder, state: RunState, event: StepFinished | RunRecovered
+) -> dict[str, Any]:
+    """The outcome of one attempt; a successful attempt whose step was entered again at
+    once (a loop onto itself) is no longer in the state, and had no error."""
+    step = state.steps[event.step_id]
+    attempt = next((a for a in step.attempts if a.attempt == event.attempt), None)
+    error = (attempt.error if attempt else None) or {}
+    output = event.output if isinstance(event, StepFinished) else None
+    return {
+        "step_id": event.step_id,
+        "step_kind": "cli",
+        "status": "failed" if error else "completed",
+        "attempt": event.attempt,
+        "exit_code": event.exit_code if isinstance(event, StepFinished) else None,
+        "error_code": error.get("code"),
+        "error_message": error.get("message"),
+        "outputs": None if error else output,
+        "stdout_path": str(folder.path / event.stdout),
+        "stderr_path": str(folder.path / event.stderr),
+        "duration_ms": event.duration_ms if isinstance(event, StepFinished) else None,
+        "created_at": event.at,
+    }
+
+
+def _status_row(kind: str, step_id: str, step: StepRecord, at: str) -> dict[str, Any]:
+    error = step.error or {}
+    return {
+        "step_id": step_id,
+        "step_kind": kind,
+        "status": step.status,
+        "attempt": None,
+        "exit_code": None,
+        "error_code": error.get("code"),
+        "error_message": error.get("message"),
+        "outputs": step.outputs,
+        "stdout_path": None,
+        "stderr_path": None,
+        "duration_ms": None,
+        "created_at": at,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
 
 HEAD = "schema_version: checkpointflow/v1\nworkflow:\n  id: people\n  steps:\n"
 
@@ -205,7 +206,7 @@ def test_inspect_is_compact_by_default_and_complete_with_full(cpf):
     assert len(compact.stdout) < 20_000
     note = compact.envelope["result"]["step_outputs"]["big"]
     assert note["omitted_bytes"] > 100_000
-    assert "x" * 100_000 in open(note["see"]).read()
+    assert "x" * 100_000 in Path(note["see"]).read_text()
     assert compact.envelope["result"]["step_outputs"]["small"] == {"n": 1}
     full = cpf("inspect", "--run-id", run_id, "--full")
     assert full.envelope["result"]["step_outputs"]["big"]["blob"] == "x" * 100_000

@@ -35,6 +35,7 @@ typecheck: $(STAMP)
 ## Timing harness; writes benchmarks/RESULTS.md.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/list_bench.py
 
 clean:
 	rm -rf $(VENV) .demo-state .pytest_cache .mypy_cache .ruff_cache .hypothesis

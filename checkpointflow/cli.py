@@ -25,7 +25,11 @@ def quiet_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_id_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--run-id", required=True, help="The run to act on.")(function)
+    from checkpointflow.cli_operations import complete_run_id
+
+    return click.option(
+        "--run-id", required=True, help="The run to act on.", shell_complete=complete_run_id
+    )(function)
 
 
 def actor_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -43,6 +47,12 @@ def input_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
         default=None,
         help=f"{what} as inline JSON, @file.json, or - (or @-) for stdin.",
     )
+
+
+def _complete_flow_id(context: click.Context, parameter: click.Parameter, text: str) -> list[Any]:
+    from checkpointflow.cli_operations import complete_flow_id
+
+    return complete_flow_id(context, parameter, text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,14 +86,25 @@ def validate(path: str) -> Envelope:
 
 
 @cli.command()
-@click.option("--file", "-f", "path", required=True, help="The workflow YAML file.")
+@click.argument("flow_id", required=False, shell_complete=_complete_flow_id)
+@click.option("--file", "-f", "path", default=None, help="The workflow YAML file.")
 @input_option("Workflow inputs")
 @actor_option
 @quiet_option
-def run(path: str, input_text: str | None, actor: str | None, quiet: bool) -> Envelope:
-    """Start a run and drive it until it waits, completes or fails."""
+def run(
+    flow_id: str | None, path: str | None, input_text: str | None, actor: str | None, quiet: bool
+) -> Envelope:
+    """Start a run of -f FILE (or of a flow id from `cpf flows`) and drive it until it
+    waits, completes or fails."""
     from checkpointflow import engine
 
+    if (flow_id is None) == (path is None):
+        raise click.UsageError("Pass either -f FILE or a flow id (`cpf flows` lists them).")
+    if flow_id is not None:
+        from checkpointflow.discovery import find_flow
+
+        path = find_flow(flow_id)
+    assert path is not None
     return engine.run(path, input_text, actor, quiet)
 
 

@@ -19,31 +19,25 @@ Which events a run accepts in which status:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
-from checkpointflow import json_schema, launch, verdicts
-from checkpointflow.errors import InternalFailure, RuntimeFailure, StepFailure, ValidationFailure
-from checkpointflow.expressions import (
-    ExpressionError,
-    Node,
-    evaluate,
-    parse_template,
-    render,
-    render_value,
-    to_text,
-    truthy,
+from checkpointflow import json_schema, verdicts
+from checkpointflow.errors import InternalFailure, RuntimeFailure, ValidationFailure
+from checkpointflow.flow import (
+    after,
+    enter,
+    put,
+    retry_or_fail,
+    step_failed,
+    wait_token,
 )
 from checkpointflow.model import (
     ApiStep,
     AwaitEventStep,
     CliStep,
-    EndStep,
-    Step,
-    SwitchStep,
     Workflow,
 )
 from checkpointflow.state import (
@@ -63,10 +57,11 @@ from checkpointflow.state import (
     RunStarted,
     RunState,
     StepFinished,
-    StepRecord,
     WaitExpired,
 )
-from checkpointflow.timestamps import from_millis, to_millis
+from checkpointflow.timestamps import to_millis
+
+__all__ = ["advance", "replay", "wait_deadline", "wait_token"]
 
 Outcome = tuple[RunState, tuple[Effect, ...]]
 
@@ -101,12 +96,6 @@ def replay(workflow: Workflow, events: Iterable[Event], state: RunState | None =
     return state
 
 
-def wait_token(state: RunState, step_id: str) -> str:
-    """A token that names one wait: this step at this point of this run, never reused."""
-    seed = f"{state.secret}:{state.run_id}:{step_id}:{state.seq}".encode()
-    return hashlib.sha256(seed).hexdigest()[:32]
-
-
 def wait_deadline(state: RunState) -> str | None:
     """When the pending wait times out, if it has a timeout."""
     return (state.wait or {}).get("deadline") if state.status == WAITING else None
@@ -138,7 +127,7 @@ def _start(workflow: Workflow, event: RunStarted) -> Outcome:
         seq=1,
         secret=event.secret,
     )
-    return _enter(workflow, state, 0, event.at)
+    return enter(workflow, state, 0, event.at)
 
 
 def _tick(state: RunState, at: str) -> RunState:
@@ -175,8 +164,8 @@ def _attempt_finished(
     record = attrs.evolve(record, attempts=(*record.attempts, attrs.evolve(attempt, error=error)))
     if error is None:
         record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=event.at)
-        return _after(workflow, _put(state, step.id, record), step, None, event.at)
-    return _retry_or_fail(workflow, state, step, record, error, event.at)
+        return after(workflow, put(state, step.id, record), step, None, event.at)
+    return retry_or_fail(workflow, state, step, record, error, event.at)
 
 
 def _attempt(
@@ -196,19 +185,6 @@ def _attempt(
         error=None,
         finished_at=event.at,
     )
-
-
-def _retry_or_fail(
-    workflow: Workflow,
-    state: RunState,
-    step: Step,
-    record: StepRecord,
-    error: dict[str, Any],
-    at: str,
-) -> Outcome:
-    if len(record.attempts) < step.retry.max_attempts:
-        return _launch(workflow, state, step, record, at)
-    return _step_failed(workflow, state, step, record, error, at)
 
 
 def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -> Outcome:
@@ -252,8 +228,8 @@ def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -
     record = attrs.evolve(
         state.steps[step.id], status=COMPLETED, outputs=payload, finished_at=event.at
     )
-    state = attrs.evolve(_put(state, step.id, record), status=RUNNING, wait=None)
-    return _after(workflow, state, step, payload, event.at)
+    state = attrs.evolve(put(state, step.id, record), status=RUNNING, wait=None)
+    return after(workflow, state, step, payload, event.at)
 
 
 def _pending_wait(state: RunState) -> dict[str, Any]:
@@ -288,9 +264,9 @@ def _wait_expired(workflow: Workflow, state: RunState, event: WaitExpired) -> Ou
     )
     record = attrs.evolve(state.steps[step.id], status=FAILED, error=error, finished_at=event.at)
     if step.on_timeout is not None:
-        state = _put(state, step.id, record)
-        return _enter(workflow, state, workflow.positions[step.on_timeout], event.at)
-    return _step_failed(workflow, state, step, record, error, event.at)
+        state = put(state, step.id, record)
+        return enter(workflow, state, workflow.positions[step.on_timeout], event.at)
+    return step_failed(workflow, state, step, record, error, event.at)
 
 
 def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outcome:
@@ -325,7 +301,7 @@ def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outc
         finished_at=event.at,
     )
     record = attrs.evolve(record, attempts=(*record.attempts, attempt))
-    return _retry_or_fail(workflow, state, step, record, error, event.at)
+    return retry_or_fail(workflow, state, step, record, error, event.at)
 
 
 def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
@@ -348,7 +324,7 @@ def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
     state = attrs.evolve(_tick(state, event.at), status=RUNNING, error=None, result=None)
     if event.workflow_sha256 is not None:
         state = attrs.evolve(state, workflow_sha256=event.workflow_sha256)
-    return _enter(workflow, state, workflow.positions[target], event.at)
+    return enter(workflow, state, workflow.positions[target], event.at)
 
 
 def _cancelled(state: RunState, event: RunCancelled) -> Outcome:
@@ -364,243 +340,5 @@ def _cancelled(state: RunState, event: RunCancelled) -> Outcome:
         record = state.steps[state.current_step_id]
         if record.status in (WAITING, RUNNING):
             record = attrs.evolve(record, status=CANCELLED, finished_at=event.at)
-            state = _put(state, state.current_step_id, record)
+            state = put(state, state.current_step_id, record)
     return attrs.evolve(state, status=CANCELLED, wait=None, cancel_reason=event.reason), ()
-
-
-# --- moving through the steps --------------------------------------------------------------
-
-
-def _after(workflow: Workflow, state: RunState, step: Step, event_input: Any, at: str) -> Outcome:
-    """Follow the first matching transition, or go on to the next step in the list.
-
-    When a step has transitions and none matches, an event is refused (the run keeps
-    waiting for one that matches) and any other step fails.
-    """
-    if not step.transitions:
-        return _enter(workflow, state, workflow.positions[step.id] + 1, at)
-    context = _context(state, event_input)
-    for transition in step.transitions:
-        try:
-            taken = transition.condition is None or _true(transition.condition, context)
-        except ExpressionError as error:
-            if isinstance(step, AwaitEventStep):
-                raise StepFailure(
-                    "ERR_EXPRESSION",
-                    f"Step '{step.id}' transitions: {error}. The run is still waiting.",
-                    step_id=step.id,
-                ) from None
-            return _expression_failure(workflow, state, step, "transitions", error, at)
-        if taken:
-            return _enter(workflow, state, workflow.positions[transition.next], at)
-    message = f"No transition of step '{step.id}' matched"
-    if isinstance(step, AwaitEventStep):
-        raise StepFailure(
-            "ERR_STEP_FAILED",
-            f"{message} the event data; the run is still waiting. Resume with data that "
-            "satisfies one of the step's `when` conditions.",
-            step_id=step.id,
-        )
-    failure = verdicts.error("ERR_STEP_FAILED", f"{message} its outputs.", step.id)
-    return _step_failed(workflow, state, step, state.steps[step.id], failure, at)
-
-
-def _enter(workflow: Workflow, state: RunState, index: int, at: str) -> Outcome:
-    """Start the step at `index`, skipping those whose `if` is false."""
-    while index < len(workflow.steps):
-        step = workflow.steps[index]
-        if step.condition is None:
-            break
-        try:
-            run_it = _true(step.condition, _context(state, None))
-        except ExpressionError as error:
-            return _expression_failure(workflow, state, step, "if", error, at)
-        if run_it:
-            break
-        record = _visit(state, step.id, at, status="skipped")
-        state = _put(state, step.id, attrs.evolve(record, finished_at=at))
-        index += 1
-    else:
-        return _complete(workflow, state, None), ()
-    state = attrs.evolve(state, current_step_id=step.id)
-    if isinstance(step, CliStep | ApiStep):
-        return _launch(workflow, state, step, _visit(state, step.id, at, status=RUNNING), at)
-    if isinstance(step, AwaitEventStep):
-        return _wait(workflow, state, step, at)
-    if isinstance(step, EndStep):
-        return _end(workflow, state, step, at)
-    if isinstance(step, SwitchStep):
-        return _switch(workflow, state, step, at)
-    failure = verdicts.error(
-        "ERR_UNSUPPORTED_STEP",
-        f"Step '{step.id}' has kind '{step.kind}', which this version cannot run yet.",
-        step.id,
-    )
-    record = _visit(state, step.id, at, status=FAILED)
-    return _step_failed(workflow, state, step, record, failure, at)
-
-
-def _visit(state: RunState, step_id: str, at: str, status: str) -> StepRecord:
-    """A fresh visit of a step: history of earlier visits is kept only in the log."""
-    previous = state.steps.get(step_id) or StepRecord(status=status)
-    return StepRecord(
-        status=status,
-        visits=previous.visits + 1,
-        executions=previous.executions,
-        started_at=at,
-    )
-
-
-def _launch(
-    workflow: Workflow, state: RunState, step: Step, record: StepRecord, at: str
-) -> Outcome:
-    """Ask the driver to run the step's next attempt."""
-    context = _context(state, None)
-    execution = record.executions + 1
-    retry = len(record.attempts) + 1
-    try:
-        if isinstance(step, CliStep):
-            effect: Effect = launch.command_effect(workflow, step, context, execution, retry)
-        else:
-            assert isinstance(step, ApiStep)
-            effect = launch.request_effect(step, context, execution, retry)
-    except ExpressionError as error:
-        field = "command" if isinstance(step, CliStep) else "request"
-        return _expression_failure(workflow, _put(state, step.id, record), step, field, error, at)
-    record = attrs.evolve(record, status=RUNNING, executions=execution)
-    return _put(state, step.id, record), (effect,)
-
-
-def _wait(workflow: Workflow, state: RunState, step: AwaitEventStep, at: str) -> Outcome:
-    context = _context(state, None)
-    try:
-        prompt = _render_text(step.prompt, context)
-        summary = _render_text(step.summary, context)
-    except ExpressionError as error:
-        return _expression_failure(workflow, state, step, "prompt", error, at)
-    deadline = None
-    if step.timeout_seconds:
-        deadline = from_millis(to_millis(at) + round(step.timeout_seconds * 1000))
-    wait = {
-        "step_id": step.id,
-        "event_name": step.event_name,
-        "audience": step.audience,
-        "prompt": prompt,
-        "summary": summary,
-        "input_schema": step.input_schema,
-        "instructions": None if step.instructions is None else list(step.instructions),
-        "risk_level": step.risk_level,
-        "since": at,
-        "deadline": deadline,
-        "token": wait_token(state, step.id),
-        "audience_actors": None if step.audience_actors is None else list(step.audience_actors),
-    }
-    state = _put(state, step.id, _visit(state, step.id, at, status=WAITING))
-    return attrs.evolve(state, status=WAITING, wait=wait), ()
-
-
-def _end(workflow: Workflow, state: RunState, step: EndStep, at: str) -> Outcome:
-    record = attrs.evolve(_visit(state, step.id, at, status=COMPLETED), finished_at=at)
-    try:
-        result = render_value(step.result, _context(state, None))
-    except ExpressionError as error:
-        return _expression_failure(workflow, state, step, "result", error, at)
-    return _complete(workflow, _put(state, step.id, record), result), ()
-
-
-def _complete(workflow: Workflow, state: RunState, result: Any) -> RunState:
-    """Finish the run; without a result from an end step, the workflow's `outputs` give one."""
-    if result is None and workflow.outputs is not None:
-        context = _context(state, None)
-        result = {name: evaluate(node, context) for name, node in workflow.outputs}
-    return attrs.evolve(state, status=COMPLETED, result=result, wait=None)
-
-
-def _switch(workflow: Workflow, state: RunState, step: SwitchStep, at: str) -> Outcome:
-    """Go to the first case whose `when` holds, else to `default`."""
-    context = _context(state, None)
-    record = _visit(state, step.id, at, status=RUNNING)
-    for index, case in enumerate(step.cases):
-        try:
-            taken = case.condition is None or _true(case.condition, context)
-        except ExpressionError as error:
-            return _expression_failure(workflow, state, step, f"cases[{index}]", error, at)
-        if taken:
-            return _switch_to(workflow, state, step, record, index, case.next, at)
-    if step.default is not None:
-        return _switch_to(workflow, state, step, record, "default", step.default, at)
-    failure = verdicts.error(
-        "ERR_STEP_FAILED",
-        f"Step '{step.id}': no case matched and there is no default.",
-        step.id,
-    )
-    return _step_failed(workflow, state, step, record, failure, at)
-
-
-def _switch_to(
-    workflow: Workflow,
-    state: RunState,
-    step: SwitchStep,
-    record: StepRecord,
-    case: int | str,
-    target: str,
-    at: str,
-) -> Outcome:
-    outputs = {"case": case, "next": target}
-    record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=at)
-    return _enter(workflow, _put(state, step.id, record), workflow.positions[target], at)
-
-
-# --- failures ------------------------------------------------------------------------------
-
-
-def _step_failed(
-    workflow: Workflow,
-    state: RunState,
-    step: Step,
-    record: StepRecord,
-    error: dict[str, Any],
-    at: str,
-) -> Outcome:
-    """A step failed for good: its `on_error` handler takes over, or the run fails."""
-    record = attrs.evolve(record, status=FAILED, error=error, finished_at=at)
-    state = _put(state, step.id, record)
-    if step.on_error is not None:
-        return _enter(workflow, state, workflow.positions[step.on_error], at)
-    return attrs.evolve(state, status=FAILED, error=error, wait=None), ()
-
-
-def _expression_failure(
-    workflow: Workflow,
-    state: RunState,
-    step: Step,
-    field: str,
-    error: ExpressionError,
-    at: str,
-) -> Outcome:
-    failure = verdicts.error("ERR_EXPRESSION", f"Step '{step.id}' {field}: {error}", step.id)
-    record = state.steps.get(step.id) or _visit(state, step.id, at, status=FAILED)
-    return _step_failed(workflow, state, step, record, failure, at)
-
-
-# --- small pieces --------------------------------------------------------------------------
-
-
-def _put(state: RunState, step_id: str, record: StepRecord) -> RunState:
-    return attrs.evolve(state, steps={**state.steps, step_id: record})
-
-
-def _context(state: RunState, event_input: Any) -> dict[str, Any]:
-    steps = {
-        step_id: {"outputs": record.outputs, "status": record.status, "error": record.error}
-        for step_id, record in state.steps.items()
-    }
-    return {"inputs": state.inputs, "steps": steps, "event": event_input}
-
-
-def _true(condition: Node, context: dict[str, Any]) -> bool:
-    return truthy(evaluate(condition, context))
-
-
-def _render_text(text: str | None, context: dict[str, Any]) -> str | None:
-    return None if text is None else to_text(render(parse_template(text), context))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from checkpointflow.document import build_workflow, find_problems
 from checkpointflow.errors import InternalFailure, RuntimeFailure, StepFailure, ValidationFailure
-from checkpointflow.interpreter import advance, replay
+from checkpointflow.interpreter import advance, replay, wait_token
 from checkpointflow.model import Workflow
 from checkpointflow.state import (
     CANCELLED,
@@ -575,6 +575,8 @@ def test_await_event_waits() -> None:
         "risk_level": "high",
         "since": state.created_at,
         "deadline": None,
+        "token": wait_token(state, "approve"),
+        "audience_actors": None,
     }
     assert state.steps["approve"].status == WAITING
     assert state.steps["approve"].visits == 1

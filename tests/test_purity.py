@@ -17,6 +17,9 @@ PURE_MODULES = [
     "launch",
     "verdicts",
     "timestamps",
+    "syntax",
+    "flow",
+    "tokens",
 ]
 FORBIDDEN = {
     "os",
@@ -108,14 +111,21 @@ def test_lower_layers_do_not_import_the_interpreter(module: str) -> None:
     assert forbidden_in(names, {"checkpointflow.interpreter"}) == set()
 
 
-def test_expressions_depend_on_no_other_project_module() -> None:
-    names = imported_modules("expressions")
-    assert not any(name.startswith("checkpointflow") for name in names), names
+def test_the_expression_language_depends_on_no_other_project_module() -> None:
+    language = {"checkpointflow.syntax", "checkpointflow.tokens"}
+    for module in ("expressions", "syntax", "tokens"):
+        names = imported_modules(module)
+        outside = {
+            n
+            for n in names
+            if n.startswith("checkpointflow") and ".".join(n.split(".")[:2]) not in language
+        }
+        assert not outside, (module, outside)
 
 
 def test_the_checker_sees_imports() -> None:
     # The helper must find imports in every form, or the tests above could never fail.
-    names = imported_modules("interpreter")
+    names = imported_modules("flow")
     assert "checkpointflow.expressions" in names
     assert "checkpointflow.state" in names
     assert forbidden_in({"os.path", "time", "timeit"}, {"os", "time"}) == {"os.path", "time"}

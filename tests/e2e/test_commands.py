@@ -16,7 +16,28 @@ from e2e_helpers import doc, inspect, resume, run_folders, start
 import checkpointflow
 
 PYTHON = str(Path(sys.executable))
-COMMANDS = ["init", "validate", "run", "resume", "status", "inspect", "cancel", "guide"]
+COMMANDS = [
+    "init",
+    "validate",
+    "run",
+    "resume",
+    "status",
+    "inspect",
+    "cancel",
+    "guide",
+    "recover",
+    "tick",
+    "retry",
+    "list",
+    "logs",
+    "flows",
+    "graph",
+    "delete",
+    "gc",
+    "verify",
+    "export",
+    "import",
+]
 
 WAITING = """
 id: waits

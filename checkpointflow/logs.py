@@ -1,0 +1,197 @@
+"""`cpf logs`: a run's events as short readable rows, a step attempt's captured output,
+and following a running run until it waits or ends.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from checkpointflow import driver, store
+from checkpointflow.errors import CpfError, ValidationFailure
+from checkpointflow.interpreter import advance
+from checkpointflow.model import Workflow
+from checkpointflow.state import RUNNING, RunState, event_from_record
+
+Row = dict[str, Any]
+DEFAULT_MAX_BYTES = 64 * 1024
+POLL_SECONDS = 0.2
+_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
+_OUTPUT_SPEC = re.compile(r"(?P<step>[^:]+)(?::(?P<attempt>\d+))?")
+
+
+class Narrator:
+    """Replays a log record by record, to tell which step each event belongs to."""
+
+    def __init__(self, workflow: Workflow | None) -> None:
+        self.workflow = workflow
+        self.state: RunState | None = None
+
+    def row(self, record: dict[str, Any]) -> Row:
+        payload = record.get("payload") or {}
+        step_id = payload.get("step_id")
+        if step_id is None and self.state is not None and record.get("type") != "run_started":
+            step_id = self.state.current_step_id
+        self._advance(record)
+        return {
+            "seq": record.get("seq"),
+            "type": record.get("type"),
+            "at": record.get("at"),
+            "step_id": step_id,
+            "summary": describe(record.get("type"), payload),
+        }
+
+    def _advance(self, record: dict[str, Any]) -> None:
+        if self.workflow is None:
+            return
+        try:
+            self.state, _ = advance(self.workflow, self.state, event_from_record(record))
+        except (CpfError, KeyError, TypeError):
+            self.workflow = None  # cannot follow the log further; rows keep their payloads
+
+
+def describe(kind: Any, payload: dict[str, Any]) -> str:
+    """One short line about an event."""
+    if kind == "run_started":
+        version = f" {payload['workflow_version']}" if payload.get("workflow_version") else ""
+        return f"started {payload.get('workflow_id')}{version} with inputs {_short(payload.get('inputs'))}"
+    if kind == "step_finished":
+        return f"attempt {payload.get('attempt')}: {_attempt_outcome(payload)}"
+    if kind == "event_received":
+        return f"event {payload.get('event_name')}: {_short(payload.get('input'))}"
+    if kind == "run_cancelled":
+        return f"cancelled: {payload['reason']}" if payload.get("reason") else "cancelled"
+    if kind == "run_recovered":
+        return f"attempt {payload.get('attempt')} interrupted: the process running it died"
+    return _short(payload)
+
+
+def _attempt_outcome(payload: dict[str, Any]) -> str:
+    took = f" in {payload.get('duration_ms')} ms" if payload.get("duration_ms") is not None else ""
+    if payload.get("failure"):
+        return f"could not start: {payload['failure']}"
+    if payload.get("timed_out"):
+        return f"timed out{took}"
+    outcome = f"exit {payload.get('exit_code')}{took}"
+    if payload.get("output_problem"):
+        outcome += f"; stdout {payload['output_problem']}"
+    return outcome
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def human_line(row: Row) -> str:
+    return f"{row['seq']:>5}  {row['at']}  {row['type']:<15} {row['step_id'] or '-':<20} {row['summary']}"
+
+
+def narrator_for(root: Path, folder: store.RunFolder) -> Narrator:
+    try:
+        return Narrator(driver.snapshot_workflow(root, folder))
+    except CpfError:
+        return Narrator(None)
+
+
+# --- captured output ------------------------------------------------------------------
+
+
+@attrs.frozen
+class OutputRequest:
+    step_id: str
+    attempt: int | None  # None: the latest attempt
+
+
+def parse_output_spec(spec: str, attempt: int | None) -> OutputRequest:
+    """`STEP` or `STEP:N` (or `STEP` with --attempt N)."""
+    match = _OUTPUT_SPEC.fullmatch(spec)
+    if match is None or not _STEP_ID.fullmatch(match["step"]):
+        raise ValidationFailure(
+            "ERR_USAGE",
+            f"--output {spec!r} is not a step id, optionally with an attempt number (build:2).",
+        )
+    if match["attempt"] and attempt is not None and int(match["attempt"]) != attempt:
+        raise ValidationFailure("ERR_USAGE", f"--output {spec} and --attempt {attempt} disagree.")
+    number = int(match["attempt"]) if match["attempt"] else attempt
+    return OutputRequest(match["step"], number)
+
+
+def step_output(folder: store.RunFolder, request: OutputRequest, max_bytes: int) -> Row:
+    """The captured stdout and stderr of one attempt: at most the last `max_bytes` of each."""
+    attempt = request.attempt or latest_attempt(folder, request.step_id)
+    stdout, stderr = folder.output_files(request.step_id, attempt)
+    if not (folder.path / stdout).is_file() and not (folder.path / stderr).is_file():
+        raise ValidationFailure(
+            "ERR_OUTPUT_NOT_FOUND",
+            f"Run {folder.run_id} has no captured output for step {request.step_id} attempt "
+            f"{attempt} (in {folder.path / 'steps'}). `cpf logs --run-id {folder.run_id}` "
+            "lists the attempts.",
+        )
+    return {
+        "step_id": request.step_id,
+        "attempt": attempt,
+        "stdout": _captured(folder.path / stdout, max_bytes),
+        "stderr": _captured(folder.path / stderr, max_bytes),
+    }
+
+
+def latest_attempt(folder: store.RunFolder, step_id: str) -> int:
+    """The highest attempt number with captured output (0 when there is none)."""
+    numbers = [
+        int(path.stem)
+        for path in (folder.path / "steps" / step_id).glob("*.std*")
+        if path.stem.isdigit()
+    ]
+    return max(numbers, default=0)
+
+
+def _captured(path: Path, max_bytes: int) -> Row:
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except FileNotFoundError:
+        return {"path": str(path), "bytes": 0, "text": "", "truncated": False}
+    except OSError as error:
+        raise ValidationFailure(
+            "ERR_FILE_NOT_FOUND", f"{path} cannot be read: {error.strerror}."
+        ) from None
+    text = data.decode("utf-8", errors="replace")
+    return {"path": str(path), "bytes": size, "text": text, "truncated": size > max_bytes}
+
+
+# --- following ------------------------------------------------------------------------
+
+
+def follow(
+    folder: store.RunFolder,
+    narrator: Narrator,
+    offset: int,
+    timeout: float,
+    emit: Callable[[Row], None],
+) -> tuple[list[Row], str | None]:
+    """New events as they are logged, until the run stops running; and why it stopped
+    early (no process advancing the run, or the timeout), if it did."""
+    rows: list[Row] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        advancing = store.is_locked(folder)
+        records, offset = store.read_events(folder, offset)
+        for record in records:
+            rows.append(narrator.row(record))
+            emit(rows[-1])
+        if narrator.state is None or narrator.state.status != RUNNING:
+            return rows, None
+        if not advancing:
+            return rows, f"No process is advancing run {folder.run_id}; stopped following."
+        if time.monotonic() >= deadline:
+            return rows, f"Stopped following after {timeout:g} s; the run is still running."
+        time.sleep(POLL_SECONDS)

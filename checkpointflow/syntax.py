@@ -1,0 +1,372 @@
+"""The syntax of expressions: tokens, the parser and the immutable syntax tree.
+
+Grammar, loosest binding first::
+
+    expression := or
+    or         := and ("or" and)*
+    and        := not ("and" not)*
+    not        := "not" not | comparison
+    comparison := unary (("==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not in") unary)?
+    unary      := "-" unary | primary
+    primary    := literal | call | path | "(" expression ")"
+    path       := NAME ("." NAME | "[" expression "]")*
+    call       := NAME "(" [expression ("," expression)*] ")"
+
+Templates are text with `${...}` expressions embedded; `$${` is a literal `${`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+import attrs
+
+from checkpointflow.tokens import CONSTANTS, WORD_OPERATORS, ExpressionError, Token, tokenize
+
+# The functions expressions may call, with their number of arguments (see expressions.py).
+FUNCTION_ARITIES = {"length": 1, "contains": 2, "startsWith": 2, "endsWith": 2}
+
+ROOTS = frozenset({"inputs", "steps", "event", "item", "item_index", "env"})
+
+
+# --- syntax tree --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Literal:
+    value: Any
+
+
+@attrs.frozen
+class Path:
+    root: str
+    keys: tuple[Node, ...]
+
+
+@attrs.frozen
+class Unary:
+    operator: str
+    operand: Node
+
+
+@attrs.frozen
+class Binary:
+    operator: str
+    left: Node
+    right: Node
+
+
+@attrs.frozen
+class Call:
+    function: str
+    arguments: tuple[Node, ...]
+
+
+Node = Literal | Path | Unary | Binary | Call
+
+
+@attrs.frozen
+class Template:
+    """Text with embedded expressions: alternating literal strings and parsed nodes."""
+
+    parts: tuple[str | Node, ...]
+
+    @property
+    def is_single_expression(self) -> bool:
+        return len(self.parts) == 1 and not isinstance(self.parts[0], str)
+
+    @property
+    def expressions(self) -> tuple[Node, ...]:
+        return tuple(part for part in self.parts if not isinstance(part, str))
+
+
+# --- parser -------------------------------------------------------------------------------
+
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
+MAX_DEPTH = 100
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.tokens = tokenize(source)
+        self.index = 0
+        self.depth = 0
+
+    @property
+    def current(self) -> Token:
+        return self.tokens[self.index]
+
+    def take(self) -> Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def at(self, *texts: str) -> bool:
+        return self.current.kind == "op" and self.current.text in texts
+
+    def expect(self, text: str) -> None:
+        if not self.at(text):
+            raise self.error(f"expected '{text}'")
+        self.take()
+
+    def error(self, message: str) -> ExpressionError:
+        token = self.current
+        found = "end of expression" if token.kind == "end" else repr(token.text)
+        return ExpressionError(f"{message}, found {found}", self.source, token.position)
+
+    def parse(self) -> Node:
+        if self.current.kind == "end":
+            raise ExpressionError("empty expression", self.source, 0)
+        node = self.expression()
+        if self.current.kind != "end":
+            raise self.error("unexpected text after the expression")
+        return node
+
+    def expression(self) -> Node:
+        saved = self.depth
+        self.deeper()
+        node = self.either()
+        self.depth = saved
+        return node
+
+    def either(self) -> Node:
+        node = self.both()
+        while self.at("or"):
+            self.take()
+            self.deeper()
+            node = Binary("or", node, self.both())
+        return node
+
+    def both(self) -> Node:
+        node = self.negation()
+        while self.at("and"):
+            self.take()
+            self.deeper()
+            node = Binary("and", node, self.negation())
+        return node
+
+    def deeper(self) -> None:
+        """Count one more level of the tree; evaluation recurses once per level."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExpressionError("expression nested too deeply", self.source)
+
+    def negation(self) -> Node:
+        if self.at("not"):
+            self.take()
+            saved = self.depth
+            self.deeper()
+            node = Unary("not", self.negation())
+            self.depth = saved
+            return node
+        return self.comparison()
+
+    def comparison(self) -> Node:
+        left = self.unary()
+        if self.at(*_COMPARISONS):
+            operator = self.take().text
+            return Binary(operator, left, self.unary())
+        if self.at("not") and self.tokens[self.index + 1].text == "in":
+            self.index += 2
+            return Unary("not", Binary("in", left, self.unary()))
+        return left
+
+    def unary(self) -> Node:
+        if self.at("-"):
+            self.take()
+            saved = self.depth
+            self.deeper()
+            node = Unary("-", self.unary())
+            self.depth = saved
+            return node
+        return self.primary()
+
+    def primary(self) -> Node:
+        token = self.current
+        if token.kind in ("number", "string"):
+            self.take()
+            return Literal(token.value)
+        if token.kind == "name":
+            self.take()
+            if token.text in CONSTANTS:
+                return Literal(CONSTANTS[token.text])
+            if self.at("("):
+                return self.call(token)
+            return self.path(token)
+        if self.at("("):
+            self.take()
+            node = self.expression()
+            self.expect(")")
+            return node
+        raise self.error("expected a value, a path or '('")
+
+    def call(self, name: Token) -> Node:
+        if name.text not in FUNCTION_ARITIES:
+            known = ", ".join(sorted(FUNCTION_ARITIES))
+            raise ExpressionError(
+                f"unknown function '{name.text}' (known: {known})", self.source, name.position
+            )
+        self.expect("(")
+        arguments: list[Node] = []
+        if not self.at(")"):
+            arguments.append(self.expression())
+            while self.at(","):
+                self.take()
+                arguments.append(self.expression())
+        self.expect(")")
+        arity = FUNCTION_ARITIES[name.text]
+        if len(arguments) != arity:
+            raise ExpressionError(
+                f"{name.text}() takes {arity} argument(s), got {len(arguments)}",
+                self.source,
+                name.position,
+            )
+        return Call(name.text, tuple(arguments))
+
+    def path(self, root: Token) -> Node:
+        if root.text not in ROOTS:
+            known = ", ".join(sorted(ROOTS))
+            raise ExpressionError(
+                f"unknown name '{root.text}' (paths start with one of: {known})",
+                self.source,
+                root.position,
+            )
+        keys: list[Node] = []
+        while self.at(".", "["):
+            if self.take().text == ".":
+                token = self.take()
+                if token.kind not in ("name", "number") and token.text not in WORD_OPERATORS:
+                    self.index -= 1
+                    raise self.error("expected a name after '.'")
+                keys.append(Literal(token.value if token.kind == "number" else token.text))
+            else:
+                keys.append(self.expression())
+                self.expect("]")
+        return Path(root.text, tuple(keys))
+
+
+@lru_cache(maxsize=4096)
+def parse(source: str) -> Node:
+    """Parse a bare expression (no `${}` around it)."""
+    return _Parser(source).parse()
+
+
+def parse_condition(source: Any) -> Node:
+    """Parse an `if:`/`when:` value: a bare expression, one `${...}`, or a YAML boolean."""
+    if isinstance(source, bool):
+        return Literal(source)
+    if not isinstance(source, str):
+        raise ExpressionError(f"a condition must be text or a boolean, not {type_name(source)}")
+    template = parse_template(source)
+    if template.is_single_expression:
+        return template.expressions[0]
+    if template.expressions:
+        raise ExpressionError(
+            "a condition is either a bare expression or exactly one ${...}", source
+        )
+    return parse(source)
+
+
+@lru_cache(maxsize=4096)
+def parse_template(text: str) -> Template:
+    """Split text into literal parts and `${...}` expressions; `$${` is a literal `${`."""
+    parts: list[str | Node] = []
+    literal: list[str] = []
+    position = 0
+    while position < len(text):
+        if text.startswith("$${", position):
+            literal.append("${")
+            position += 3
+        elif text.startswith("${", position):
+            end = _closing_brace(text, position + 2)
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            inner = text[position + 2 : end]
+            try:
+                parts.append(parse(inner.strip()))
+            except ExpressionError as error:
+                raise ExpressionError(error.reason, text, position) from None
+            position = end + 1
+        else:
+            literal.append(text[position])
+            position += 1
+    if literal:
+        parts.append("".join(literal))
+    return Template(tuple(parts))
+
+
+def _closing_brace(text: str, start: int) -> int:
+    quote = ""
+    position = start
+    while position < len(text):
+        char = text[position]
+        if quote:
+            if char == "\\":
+                position += 1
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "}":
+            return position
+        position += 1
+    raise ExpressionError("'${' is not closed by '}'", text, start - 2)
+
+
+def templates_in(value: Any) -> Iterator[tuple[str, str]]:
+    """Every string in a JSON structure with its JSON-pointer-like path, for validation."""
+    if isinstance(value, str):
+        yield "", value
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            for path, text in templates_in(item):
+                yield f"/{index}{path}", text
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            for path, text in templates_in(item):
+                yield f"/{key}{path}", text
+
+
+def references(node: Node) -> Iterator[tuple[str, ...]]:
+    """Each path in the tree as its root plus the leading constant keys."""
+    if isinstance(node, Path):
+        static: list[str] = [node.root]
+        for key in node.keys:
+            if not (isinstance(key, Literal) and isinstance(key.value, str | int)):
+                break
+            static.append(str(key.value))
+        yield tuple(static)
+        for key in node.keys:
+            yield from references(key)
+    elif isinstance(node, Unary):
+        yield from references(node.operand)
+    elif isinstance(node, Binary):
+        yield from references(node.left)
+        yield from references(node.right)
+    elif isinstance(node, Call):
+        for argument in node.arguments:
+            yield from references(argument)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if is_number(value):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

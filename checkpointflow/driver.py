@@ -7,6 +7,7 @@ and turns their outcomes into the next events, until the run waits or finishes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -135,9 +136,10 @@ class Session:
             self.folder.run_id,
             self.folder.path / stdout,
             self.folder.path / stderr,
-            on_start=lambda pid: group_file.write_text(f"{pid}\n"),
+            on_start=lambda pid: store.write_small_file(group_file, f"{pid}\n"),
         )
-        group_file.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(group_file)
         output, problem = None, None
         if outcome.failure is None and not outcome.timed_out:
             output, problem = self.read_output(stdout, effect.parse_stdout)
@@ -153,7 +155,11 @@ class Session:
             stderr=stderr,
             output=output,
             output_problem=problem,
-            stderr_tail=store.read_output_tail(self.folder, stderr, STDERR_TAIL_BYTES),
+            stderr_tail=(
+                store.read_output_tail(self.folder, stderr, STDERR_TAIL_BYTES)
+                if outcome.exit_code != 0
+                else ""
+            ),
             at=now(),
         )
         self.progress.step_finished(event)

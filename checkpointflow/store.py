@@ -140,6 +140,15 @@ def locked(folder: RunFolder) -> Iterator[None]:
         os.close(descriptor)
 
 
+def write_small_file(path: Path, text: str) -> None:
+    """A few bytes, no fsync: for bookkeeping that a crash may lose without harm."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(descriptor, text.encode())
+    finally:
+        os.close(descriptor)
+
+
 def is_locked(folder: RunFolder) -> bool:
     """Whether some process holds the run's lock right now (it is being advanced)."""
     try:

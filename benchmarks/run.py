@@ -916,6 +916,17 @@ def report(bench: Bench, meta: dict[str, str]) -> str:
         "`CHECKPOINTFLOW_FSYNC=0`, on the filesystem named above."
     )
     w("")
+    w(
+        "Is the opt-out worth offering? Yes, as an opt-out only: with fsync on, a step's "
+        "completion is on disk before the next step starts, which is what lets `cpf recover` "
+        "promise that no finished step runs twice after a power cut. Without it a power cut "
+        "(not a process crash: the page cache survives those) can lose the last steps' "
+        "records, and they would run again. The saving is one fdatasync per step plus two "
+        "fsyncs per checkpoint, small next to spawning the step's process on local disks and "
+        "large on network or slow disks, so long runs of tiny steps on such disks, or "
+        "throw-away runs in CI, may set `CHECKPOINTFLOW_FSYNC=0`."
+    )
+    w("")
     any_fsync = False
     for tool in tools:
         on, off = steps.get((tool.name, "")), steps.get((tool.name, "_fsync_off"))

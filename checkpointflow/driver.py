@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -19,7 +20,13 @@ from typing import Any
 
 from checkpointflow import document, effects, json_schema, store
 from checkpointflow.cache import DiskCache
-from checkpointflow.errors import InternalFailure, LockConflict, RuntimeFailure, ValidationFailure
+from checkpointflow.errors import (
+    InternalFailure,
+    LockConflict,
+    PersistenceFailure,
+    RuntimeFailure,
+    ValidationFailure,
+)
 from checkpointflow.interpreter import advance, wait_deadline
 from checkpointflow.model import Workflow, build_workflow
 from checkpointflow.progress import Progress
@@ -49,6 +56,7 @@ CHECKPOINT_EVERY_SECONDS = 2.0
 DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 OPPORTUNISTIC_OUTPUT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 2000
+MAX_JSON_DEPTH = 200  # deeper inputs and outputs are refused before they reach the run
 
 
 def now() -> str:
@@ -131,13 +139,14 @@ class Session:
         stdout, stderr = self.folder.output_files(effect.step_id, effect.attempt)
         self.progress.step_started(effect)
         group_file = self.folder.process_file(effect.step_id, effect.attempt)
-        outcome = effects.perform(
-            effect,
-            self.folder.run_id,
-            self.folder.path / stdout,
-            self.folder.path / stderr,
-            on_start=lambda pid: store.write_small_file(group_file, f"{pid}\n"),
-        )
+        with store.persisting(self.folder.path / stdout):
+            outcome = effects.perform(
+                effect,
+                self.folder.run_id,
+                self.folder.path / stdout,
+                self.folder.path / stderr,
+                on_start=lambda pid: store.note_process_group(group_file, pid),
+            )
         with contextlib.suppress(FileNotFoundError):
             os.unlink(group_file)
         output, problem = None, None
@@ -209,17 +218,33 @@ class Session:
         return (output, problem) if required else (None if problem else output, None)
 
 
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest inside a JSON value (without recursion)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
+
+
 def parse_json_output(data: bytes) -> tuple[Any, str | None]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         return None, f"is not UTF-8 text (bad byte at offset {error.start})"
     try:
-        return json.loads(text), None
+        value = json.loads(text)
     except RecursionError:
         return None, "is JSON nested too deeply"
     except ValueError as error:
         return None, f"is not valid JSON ({error})" if text.strip() else "is empty"
+    if nesting_depth(value) > MAX_JSON_DEPTH:
+        return None, f"is JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    return value, None
 
 
 def start_run(
@@ -241,7 +266,12 @@ def start_run(
     folder = store.create_run(root, event.run_id, data)
     with store.locked(folder):
         session = Session(folder, workflow, progress)
-        state, work = session.apply(None, event)
+        try:
+            state, work = session.apply(None, event)
+        except BaseException:
+            session.log.close()
+            shutil.rmtree(folder.path, ignore_errors=True)  # the run never began
+            raise
         session.checkpoint(state)
         return session.drive(state, work), []
 
@@ -449,7 +479,11 @@ def fold(
             workflow, current = snapshot_workflow(root, folder, wanted), wanted
         state, _ = advance(workflow, state, event)
     if state is None:
-        raise InternalFailure("ERR_PERSISTENCE", f"Run {folder.run_id} has no recorded events.")
+        raise PersistenceFailure(
+            "ERR_PERSISTENCE",
+            f"Run {folder.run_id} has no recorded events (it stopped while starting); "
+            f"remove the folder {folder.path}.",
+        )
     return state
 
 

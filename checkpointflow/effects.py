@@ -66,7 +66,7 @@ def perform(
     cwd = fill(effect.cwd) if effect.cwd is not None else None
     started = time.monotonic()
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-        problem = _masked(_unsendable(environment, effect.script, cwd, effect.step_id), effect)
+        problem = _masked(_unsendable(environment, effect, cwd), effect)
         if problem:
             stderr.write(problem.encode() + b"\n")
             return CommandOutcome(None, False, 0, problem)
@@ -80,7 +80,7 @@ def perform(
                 env=environment,
                 start_new_session=True,
             )
-        except OSError as error:
+        except (OSError, ValueError) as error:
             reason = _masked(_start_failure(error, effect, cwd), effect) or ""
             stderr.write(reason.encode() + b"\n")
             return CommandOutcome(None, False, _since(started), reason)
@@ -178,21 +178,22 @@ def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         os.killpg(process.pid, sig)
 
 
-def _unsendable(
-    environment: dict[str, str], script: str, cwd: str | None, step_id: str
-) -> str | None:
+def _unsendable(environment: dict[str, str], effect: RunCommand, cwd: str | None) -> str | None:
+    """Why the operating system would refuse to start this command (a NUL byte), if so."""
     for name, value in environment.items():
         if "\0" in value or "\0" in name:
-            return f"step '{step_id}': a value for {name} contains a NUL byte"
-    if "\0" in script or (cwd and "\0" in cwd):
-        return f"step '{step_id}': the command or cwd contains a NUL byte"
+            return f"step '{effect.step_id}': a value for {name} contains a NUL byte"
+    texts = (effect.script, cwd or "", *effect.shell)
+    if any("\0" in text for text in texts):
+        return f"step '{effect.step_id}': the command, shell or cwd contains a NUL byte"
     return None
 
 
-def _start_failure(error: OSError, effect: RunCommand, cwd: str | None) -> str:
+def _start_failure(error: OSError | ValueError, effect: RunCommand, cwd: str | None) -> str:
     if cwd and not os.path.isdir(cwd):
         return f"step '{effect.step_id}': cwd {cwd!r} is not an existing folder"
-    return f"step '{effect.step_id}': could not start {effect.shell[0]!r}: {error.strerror}"
+    reason = error.strerror if isinstance(error, OSError) else str(error)
+    return f"step '{effect.step_id}': could not start {effect.shell[0]!r}: {reason}"
 
 
 def _since(started: float) -> int:

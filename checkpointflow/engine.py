@@ -6,6 +6,7 @@ and shape the answer. A refused command reports what it knows about the run it t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ from checkpointflow.state import RunState, state_to_json
 
 Envelope = dict[str, Any]
 DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024
+MAX_INPUT_DEPTH = driver.MAX_JSON_DEPTH
 
 
 def _root() -> Path:
@@ -223,49 +225,61 @@ def report_of(error: CpfError, command: str) -> Envelope:
 
 
 def read_json_input(text: str | None, code: str, option: str) -> Any:
-    """`--input`: inline JSON, `@file`, or `-`/`@-` for stdin. Absent means {}."""
+    """`--input`: inline JSON, `@file`, or `-`/`@-` for stdin. Absent means {}.
+
+    Inputs are capped in size (CHECKPOINTFLOW_MAX_INPUT_BYTES) and in nesting depth, so
+    that nothing later chokes on them.
+    """
     if text is None:
         return {}
     source = option
     if text in ("-", "@-"):
-        text, source = _read_limited(sys.stdin.buffer, "standard input"), "standard input"
+        data, source = _read_limited(sys.stdin.buffer, "standard input", code), "standard input"
     elif text.startswith("@"):
         source = text[1:]
-        try:
-            with open(source, "rb") as handle:
-                text = _read_limited(handle, source)
-        except FileNotFoundError:
-            raise ValidationFailure(
-                "ERR_FILE_NOT_FOUND",
-                f"Input file {source} (from {option} @{source}) does not exist.",
-            ) from None
-        except IsADirectoryError:
-            raise ValidationFailure(
-                "ERR_FILE_NOT_FOUND", f"Input file {source} is a folder."
-            ) from None
-        except OSError as error:
-            raise ValidationFailure(
-                "ERR_FILE_NOT_FOUND", f"Input file {source} cannot be read: {error.strerror}."
-            ) from None
+        data = _read_file(source, option, code)
+    else:
+        data = _read_limited(io.BytesIO(text.encode("utf-8", "surrogatepass")), option, code)
     try:
-        return json.loads(text)
+        value = json.loads(data)
     except RecursionError:
         raise ValidationFailure(code, f"{source} is JSON nested too deeply.") from None
     except ValueError as error:
         raise ValidationFailure(code, f"{source} is not valid JSON: {error}.") from None
+    if driver.nesting_depth(value) > MAX_INPUT_DEPTH:
+        raise ValidationFailure(
+            code, f"{source} is JSON nested deeper than {MAX_INPUT_DEPTH} levels."
+        )
+    return value
 
 
-def _read_limited(handle: Any, source: str) -> str:
+def _read_file(source: str, option: str, code: str) -> str:
+    try:
+        with open(source, "rb") as handle:
+            return _read_limited(handle, source, code)
+    except FileNotFoundError:
+        raise ValidationFailure(
+            "ERR_FILE_NOT_FOUND",
+            f"Input file {source} (from {option} @{source}) does not exist.",
+        ) from None
+    except IsADirectoryError:
+        raise ValidationFailure("ERR_FILE_NOT_FOUND", f"Input file {source} is a folder.") from None
+    except OSError as error:
+        raise ValidationFailure(
+            "ERR_FILE_NOT_FOUND", f"Input file {source} cannot be read: {error.strerror}."
+        ) from None
+
+
+def _read_limited(handle: Any, source: str, code: str) -> str:
     limit = int(os.environ.get("CHECKPOINTFLOW_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES))
     data = handle.read(limit + 1)
     if len(data) > limit:
         raise ValidationFailure(
-            "ERR_VALIDATION_INPUT",
-            f"{source} is larger than {limit} bytes (CHECKPOINTFLOW_MAX_INPUT_BYTES).",
+            code, f"{source} is larger than {limit} bytes (CHECKPOINTFLOW_MAX_INPUT_BYTES)."
         )
     try:
         return str(data.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise ValidationFailure(
-            "ERR_VALIDATION_INPUT", f"{source} is not UTF-8 (bad byte at offset {error.start})."
+            code, f"{source} is not UTF-8 (bad byte at offset {error.start})."
         ) from None

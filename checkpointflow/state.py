@@ -198,7 +198,7 @@ _TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 
 
 def event_to_record(event: Event, seq: int, schema: str) -> dict[str, Any]:
-    payload = attrs.asdict(event)
+    payload = attrs.asdict(event, recurse=False)  # the values are JSON already
     at = payload.pop("at")
     return {
         "schema_version": schema,

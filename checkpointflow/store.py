@@ -140,11 +140,17 @@ def locked(folder: RunFolder) -> Iterator[None]:
         os.close(descriptor)
 
 
-def write_small_file(path: Path, text: str) -> None:
-    """A few bytes, no fsync: for bookkeeping that a crash may lose without harm."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def note_process_group(path: Path, group: int) -> None:
+    """Remember a running step's process group for `recover`; best effort, no fsync (a
+    full disk must not stop a step that has already started)."""
     try:
-        os.write(descriptor, text.encode())
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError:
+        return
+    try:
+        os.write(descriptor, f"{group}\n".encode())
+    except OSError:
+        pass
     finally:
         os.close(descriptor)
 
@@ -303,7 +309,10 @@ class EventLog:
         return self.offset
 
     def close(self) -> None:
-        self.handle.close()
+        """Every append flushed already; a failure here (a full disk after a failed append)
+        only concerns bytes that were never acknowledged."""
+        with contextlib.suppress(OSError):
+            self.handle.close()
 
 
 def _last_newline(path: Path) -> int:

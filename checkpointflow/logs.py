@@ -44,6 +44,7 @@ class Narrator:
             "type": record.get("type"),
             "at": record.get("at"),
             "step_id": step_id,
+            "actor": payload.get("actor"),
             "summary": describe(record.get("type"), payload),
         }
 
@@ -90,7 +91,11 @@ def _short(value: Any, limit: int = 120) -> str:
 
 
 def human_line(row: Row) -> str:
-    return f"{row['seq']:>5}  {row['at']}  {row['type']:<15} {row['step_id'] or '-':<20} {row['summary']}"
+    actor = f" (by {row['actor']})" if row.get("actor") else ""
+    return (
+        f"{row['seq']:>5}  {row['at']}  {row['type']:<15} {row['step_id'] or '-':<20} "
+        f"{row['summary']}{actor}"
+    )
 
 
 def narrator_for(root: Path, folder: store.RunFolder) -> Narrator:

@@ -287,3 +287,14 @@ def test_retry_with_a_different_workflow_or_a_vanished_step_is_refused(cpf):
     assert (vanished.exit_code, vanished.error_code) == (10, "ERR_STEP_NOT_FOUND")
     assert cpf("status", "--run-id", run_id).exit_code == 30
     assert (cpf.run_folder(run_id) / "workflow.yaml").read_text() == FIVE
+
+
+def test_logs_show_who_did_what(cpf):
+    cpf.write("flow.yaml", GUARDED)
+    run_id = cpf("run", "-f", "flow.yaml", "--actor", "ci-bot").envelope["run_id"]
+    cpf("resume", "--run-id", run_id, "--event", "approval", "--actor", "alice")
+    rows = cpf("logs", "--run-id", run_id).envelope["result"]["events"]
+    assert [(row["type"], row["actor"]) for row in rows][:2] == [
+        ("run_started", "ci-bot"),
+        ("event_received", "alice"),
+    ]

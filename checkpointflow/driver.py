@@ -488,10 +488,17 @@ def fold(
 
 
 def load_state(root: Path, folder: store.RunFolder) -> RunState:
-    """The checkpoint plus any events logged after it (a crash between the two)."""
-    data = store.read_state(folder)
-    offset = int(data.pop("log_offset", 0)) if data else 0
-    state = state_from_json(data) if data else None
+    """The checkpoint plus any events logged after it (a crash between the two).
+
+    A damaged or hand-edited state.json is only a lost checkpoint: the log is the truth,
+    so the state is rebuilt from it (`cpf verify` reports the damage).
+    """
+    try:
+        data = store.read_state(folder)
+        offset = int(data.pop("log_offset", 0)) if data else 0
+        state = state_from_json(data) if data else None
+    except (PersistenceFailure, KeyError, TypeError, ValueError):
+        offset, state = 0, None
     records, _ = store.read_events(folder, offset)
     seq = state.seq if state else 0
     tail = [event_from_record(record) for record in records if record["seq"] > seq]

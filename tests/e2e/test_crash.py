@@ -232,3 +232,14 @@ def test_a_dead_process_is_reported_and_recover_is_refused_while_alive(cpf):
     again = cpf("recover", "--run-id", run_id)
     assert again.error_code == "ERR_RUN_NOT_INTERRUPTED" and again.exit_code == 20
     assert check_output is not None
+
+
+def test_a_damaged_state_json_is_rebuilt_from_the_log(cpf):
+    run_id = waiting_run(cpf)
+    state_file = cpf.run_folder(run_id) / "state.json"
+    state_file.write_text("{ half a checkpoint")
+    assert cpf("status", "--run-id", run_id).exit_code == 40
+    assert cpf("verify", "--run-id", run_id).error_code == "ERR_VERIFY_FAILED"
+    assert cpf("resume", "--run-id", run_id, "--event", "go", "-q").exit_code == 0
+    json.loads(state_file.read_text())  # the next checkpoint healed it
+    assert cpf("verify", "--run-id", run_id).exit_code == 0

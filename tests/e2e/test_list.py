@@ -126,13 +126,19 @@ def test_folders_of_other_tools_are_ignored_and_left_alone(cpf):
     assert (other / "readme.txt").read_text() == "mine"
 
 
-def test_an_unreadable_run_is_a_warning_not_a_failure(cpf):
-    good, bad = waiting_run(cpf), waiting_run(cpf)
-    folder = cpf.run_folder(bad)
-    (folder / "summary.json").unlink()
-    (folder / "state.json").write_text("{broken")
+def test_a_damaged_checkpoint_is_rebuilt_from_the_log_and_an_unreadable_run_is_a_warning(cpf):
+    good, healed, bad = waiting_run(cpf), waiting_run(cpf), waiting_run(cpf)
+    for run_id in (healed, bad):
+        (cpf.run_folder(run_id) / "summary.json").unlink()
+        (cpf.run_folder(run_id) / "state.json").write_text("{broken")
+    log = cpf.run_folder(bad) / "events.jsonl"
+    kept = log.read_bytes()
+    log.write_bytes(b"")
     result = cpf("list")
     assert result.exit_code == 0
-    assert ids(result) == [good]
+    assert sorted(ids(result)) == sorted([good, healed])
     assert bad in result.envelope["warnings"][0]
-    (folder / "state.json").unlink()  # leave a run the suite's replay check accepts
+    assert cpf("status", "--run-id", healed).exit_code == 40
+    log.write_bytes(kept)  # leave runs the suite's replay check accepts
+    for run_id in (healed, bad):
+        (cpf.run_folder(run_id) / "state.json").unlink()

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from checkpointflow import store
+from checkpointflow import history, store
 from checkpointflow.errors import CpfError, PersistenceFailure
 from checkpointflow.timespans import parse_time
 
@@ -133,9 +133,8 @@ def _saved_summary(path: str, run_id: str) -> Summary | None:
 
 def rebuild_summary(root: Path, folder: store.RunFolder) -> Summary:
     """The summary from the run's state; saved only if nobody is advancing the run."""
-    from checkpointflow import driver
 
-    summary = driver.summary_of(driver.load_state(root, folder))
+    summary = history.summary_of(history.load_state(root, folder))
     try:
         with store.locked(folder):
             store.write_summary(folder, summary)

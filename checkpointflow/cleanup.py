@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from checkpointflow import catalog, driver, store
+from checkpointflow import catalog, history, store
 from checkpointflow.errors import CpfError, RuntimeFailure
 from checkpointflow.state import FINISHED
 
@@ -50,7 +50,7 @@ def delete(root: Path, run_id: str, force: bool) -> dict[str, Any]:
 def _current_summary(root: Path, folder: store.RunFolder, force: bool) -> dict[str, Any]:
     """The run as it stands now (read under its lock); a damaged run needs `force`."""
     try:
-        return driver.summary_of(driver.load_state(root, folder))
+        return history.summary_of(history.load_state(root, folder))
     except CpfError as error:
         if not force:
             raise RuntimeFailure(
@@ -85,7 +85,7 @@ def _collect_one(root: Path, summary: dict[str, Any], selection: catalog.RunFilt
     folder = store.RunFolder(summary["run_id"], root / "runs" / summary["run_id"])
     try:
         with store.locked(folder):
-            current = driver.summary_of(driver.load_state(root, folder))
+            current = history.summary_of(history.load_state(root, folder))
             if not selection.keeps(current):
                 return Outcome(current, False, f"it changed to {current['status']} meanwhile")
             _remove(folder)

@@ -13,22 +13,24 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from checkpointflow import document, effects, json_schema, store
-from checkpointflow.cache import DiskCache
+from checkpointflow import document, effects, store
 from checkpointflow.errors import (
-    InternalFailure,
     LockConflict,
-    PersistenceFailure,
     RuntimeFailure,
     ValidationFailure,
 )
+from checkpointflow.history import (
+    load_state,
+    load_workflow_file,
+    snapshot_workflow,
+    summary_of,
+)
 from checkpointflow.interpreter import advance, wait_deadline
-from checkpointflow.model import Workflow, build_workflow
+from checkpointflow.model import Workflow
 from checkpointflow.progress import Progress
 from checkpointflow.state import (
     RUNNING,
@@ -44,9 +46,7 @@ from checkpointflow.state import (
     SendRequest,
     StepFinished,
     WaitExpired,
-    event_from_record,
     event_to_record,
-    state_from_json,
     state_to_json,
 )
 from checkpointflow.timestamps import to_millis
@@ -67,29 +67,6 @@ def now() -> str:
 def max_output_bytes() -> int:
     configured = os.environ.get("CHECKPOINTFLOW_MAX_OUTPUT_BYTES", "")
     return int(configured) if configured.isdigit() else DEFAULT_MAX_OUTPUT_BYTES
-
-
-def prepare(root: Path) -> None:
-    """Let schema checks reuse code compiled by earlier commands."""
-    json_schema.use_code_cache(DiskCache(root / "cache" / "schemas", ".py"))
-
-
-def load_workflow_file(root: Path, path: str) -> tuple[Workflow, bytes]:
-    data = document.read_document(path)
-    return workflow_from_bytes(root, data, path), data
-
-
-def workflow_from_bytes(root: Path, data: bytes, source: str) -> Workflow:
-    """Parse and check a document, reusing the result for bytes checked before."""
-    cache = DiskCache(root / "cache" / "documents", ".json")
-    key = hashlib.sha256(data).hexdigest()
-    cached = cache.load(key)
-    if cached is not None:
-        return build_workflow(json.loads(cached))
-    parsed = document.parse_yaml(data, source)
-    document.raise_problems(document.find_problems(parsed), source)
-    cache.save(key, json.dumps(parsed))
-    return build_workflow(parsed)
 
 
 class Session:
@@ -441,114 +418,3 @@ def cancel_run(
         finally:
             session.log.close()
         return state
-
-
-def snapshot_workflow(root: Path, folder: store.RunFolder, sha: str | None = None) -> Workflow:
-    """A workflow the run ran with, from its own folder: the one with hash `sha` (kept in
-    workflows/<sha>.yaml once a retry brought an edited workflow), else workflow.yaml."""
-    kept = folder.path / "workflows" / f"{sha}.yaml"
-    path = kept if sha and kept.is_file() else folder.workflow_file
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InternalFailure(
-            "ERR_PERSISTENCE",
-            f"The run's workflow snapshot {path} cannot be read: {error.strerror}.",
-        ) from None
-    if sha and hashlib.sha256(data).hexdigest() != sha:
-        raise InternalFailure(
-            "ERR_PERSISTENCE",
-            f"The run's workflow snapshot with hash {sha[:12]} is missing from {folder.path}.",
-        )
-    return workflow_from_bytes(root, data, str(path))
-
-
-def fold(
-    root: Path, folder: store.RunFolder, events: Iterable[Event], state: RunState | None = None
-) -> RunState:
-    """Replay events onto a state, switching workflow where a retry brought a new one."""
-    workflow: Workflow | None = None
-    current = state.workflow_sha256 if state else None
-    for event in events:
-        wanted = current
-        if isinstance(event, RunStarted) or (
-            isinstance(event, RunRetried) and event.workflow_sha256
-        ):
-            wanted = event.workflow_sha256
-        if workflow is None or wanted != current:
-            workflow, current = snapshot_workflow(root, folder, wanted), wanted
-        state, _ = advance(workflow, state, event)
-    if state is None:
-        raise PersistenceFailure(
-            "ERR_PERSISTENCE",
-            f"Run {folder.run_id} has no recorded events (it stopped while starting); "
-            f"remove the folder {folder.path}.",
-        )
-    return state
-
-
-def load_state(root: Path, folder: store.RunFolder) -> RunState:
-    """The checkpoint plus any events logged after it (a crash between the two).
-
-    A damaged or hand-edited state.json is only a lost checkpoint: the log is the truth,
-    so the state is rebuilt from it (`cpf verify` reports the damage).
-    """
-    try:
-        data = store.read_state(folder)
-        offset = int(data.pop("log_offset", 0)) if data else 0
-        state = state_from_json(data) if data else None
-    except (PersistenceFailure, KeyError, TypeError, ValueError):
-        offset, state = 0, None
-    records, _ = store.read_events(folder, offset)
-    seq = state.seq if state else 0
-    tail = [event_from_record(record) for record in records if record["seq"] > seq]
-    if tail or state is None:
-        state = fold(root, folder, tail, state)
-    return state
-
-
-def replay_run(root: Path, folder: store.RunFolder) -> RunState:
-    """The state rebuilt from events.jsonl alone, ignoring the state.json checkpoint."""
-    records, _ = store.read_events(folder)
-    return fold(root, folder, map(event_from_record, records))
-
-
-def summary_of(state: RunState) -> dict[str, Any]:
-    """The few fields `cpf list` shows, kept beside state.json so listing stays cheap."""
-    wait = state.wait or {}
-    return {
-        "run_id": state.run_id,
-        "workflow_id": state.workflow_id,
-        "workflow_version": state.workflow_version,
-        "status": state.status,
-        "current_step_id": state.current_step_id,
-        "created_at": state.created_at,
-        "updated_at": state.updated_at,
-        "event_name": wait.get("event_name"),
-        "audience": wait.get("audience"),
-        "deadline": wait.get("deadline"),
-        "seq": state.seq,
-    }
-
-
-def workflow_changed(state: RunState) -> str | None:
-    """A warning when the file the run started from is gone or differs from the snapshot."""
-    if not state.workflow_path:
-        return None
-    try:
-        digest = hashlib.sha256(Path(state.workflow_path).read_bytes()).hexdigest()
-    except OSError:
-        return (
-            f"The workflow file {state.workflow_path} is gone; the run continues from the "
-            "snapshot in its folder."
-        )
-    if digest != state.workflow_sha256:
-        return (
-            f"The workflow file {state.workflow_path} changed since the run started; the run "
-            "continues from the snapshot in its folder."
-        )
-    return None
-
-
-def is_running(state: RunState) -> bool:
-    return state.status == RUNNING

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from checkpointflow import driver, envelope, store
+from checkpointflow import driver, envelope, history, store
 from checkpointflow.errors import CpfError, ValidationFailure
 from checkpointflow.progress import progress_for
 from checkpointflow.state import RunState, state_to_json
@@ -28,7 +28,7 @@ MAX_INPUT_DEPTH = driver.MAX_JSON_DEPTH
 
 def _root() -> Path:
     root = store.state_root()
-    driver.prepare(root)
+    history.prepare(root)
     return root
 
 
@@ -165,7 +165,7 @@ def status(run_id: str) -> Envelope:
     root = _root()
     folder = store.find_run(root, run_id)
     state = driver.settle_if_overdue(root, folder, progress_for(True))
-    warning = driver.workflow_changed(state)
+    warning = history.workflow_changed(state)
     warnings = [warning] if warning else []
     if state.status == "running" and not store.is_locked(folder):
         warnings.append(
@@ -192,7 +192,7 @@ def inspect(
 
 
 def _load(root: Path, run_id: str) -> RunState:
-    return driver.load_state(root, store.find_run(root, run_id))
+    return history.load_state(root, store.find_run(root, run_id))
 
 
 @contextmanager

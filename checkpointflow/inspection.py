@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from checkpointflow import driver, store
+from checkpointflow import history, store
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.interpreter import advance
 from checkpointflow.model import Workflow
@@ -45,7 +45,7 @@ def inspect_run(
         state = state_at(root, folder, records, at)
         records = records[:at]
     else:
-        state = driver.load_state(root, folder)
+        state = history.load_state(root, folder)
     run = state_to_json(state)
     if since is not None or limit is not None:
         return run, _page(records, since or 0, limit)
@@ -89,7 +89,7 @@ def state_at(
             "ERR_VALIDATION_INPUT",
             f"--at {seq} is outside the run's log, which has events 1 to {len(records)}.",
         )
-    return driver.fold(root, folder, (event_from_record(r) for r in records[:seq]))
+    return history.fold(root, folder, (event_from_record(r) for r in records[:seq]))
 
 
 def _page(records: list[dict[str, Any]], since: int, limit: int | None) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def step_results(
         event = event_from_record(record)
         sha = _sha_for(event, state)
         if sha not in workflows:
-            workflows[sha] = driver.snapshot_workflow(root, folder, sha)
+            workflows[sha] = history.snapshot_workflow(root, folder, sha)
         workflow = workflows[sha]
         state, _ = advance(workflow, state, event)
         if isinstance(event, StepFinished | RunRecovered):

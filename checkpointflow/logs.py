@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from checkpointflow import driver, store
+from checkpointflow import history, store
 from checkpointflow.errors import CpfError, ValidationFailure
 from checkpointflow.interpreter import advance
 from checkpointflow.model import Workflow
@@ -100,7 +100,7 @@ def human_line(row: Row) -> str:
 
 def narrator_for(root: Path, folder: store.RunFolder) -> Narrator:
     try:
-        return Narrator(driver.snapshot_workflow(root, folder))
+        return Narrator(history.snapshot_workflow(root, folder))
     except CpfError:
         return Narrator(None)
 

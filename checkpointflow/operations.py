@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from checkpointflow import envelope, store
+from checkpointflow import envelope, history, store
 from checkpointflow.errors import CpfError, RuntimeFailure, ValidationFailure
 from checkpointflow.timespans import parse_duration, parse_since, utc_now
 
@@ -20,10 +20,9 @@ STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
 
 
 def _root() -> Path:
-    from checkpointflow import driver
 
     root = store.state_root()
-    driver.prepare(root)
+    history.prepare(root)
     return root
 
 
@@ -134,10 +133,9 @@ def _event_rows(
 
 
 def _run(root: Path, folder: store.RunFolder) -> dict[str, Any]:
-    from checkpointflow import driver
     from checkpointflow.state import state_to_json
 
-    return state_to_json(driver.load_state(root, folder))
+    return state_to_json(history.load_state(root, folder))
 
 
 def _to_stderr(line: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from checkpointflow import driver, json_schema, store
+from checkpointflow import history, json_schema, store
 from checkpointflow.errors import CpfError
 from checkpointflow.model import Workflow
 from checkpointflow.state import EVENT_TYPES, event_from_record, state_to_json
@@ -186,7 +186,7 @@ def read_snapshot(
         )
         return None
     try:
-        return driver.workflow_from_bytes(root, data, name)
+        return history.workflow_from_bytes(root, data, name)
     except CpfError as error:
         problems.append(
             Problem(
@@ -217,7 +217,7 @@ def check_replay(
     name = str(folder.state_file)
     try:
         events = [event_from_record(record) for record in log.records]
-        whole = driver.fold(root, folder, events)
+        whole = history.fold(root, folder, events)
     except (CpfError, KeyError, TypeError, ValueError) as error:
         problems.append(Problem(str(folder.events_file), f"does not replay: {error}", _LOG_FIX))
         return
@@ -240,7 +240,7 @@ def check_replay(
             )
         )
         return
-    if state_to_json(driver.fold(root, folder, events[:seq])) != stored:
+    if state_to_json(history.fold(root, folder, events[:seq])) != stored:
         problems.append(
             Problem(
                 name, f"differs from the replay of the first {seq} records of events.jsonl", REBUILD

@@ -126,7 +126,7 @@ def check_run_folders(root: Path) -> None:
     its `log_offset` is where that record ends, and the whole log replays to the state
     every command reports (checkpoint plus the events logged after it).
     """
-    from checkpointflow import driver, store
+    from checkpointflow import history, store
     from checkpointflow.state import event_from_record, state_to_json
 
     runs = root / "runs"
@@ -145,13 +145,13 @@ def check_run_folders(root: Path) -> None:
             STATE(stored)
             offset = stored.pop("log_offset")
             prefix = [event_from_record(r) for r in records[: stored["seq"]]]
-            assert state_to_json(driver.fold(root, folder, prefix)) == stored, path
+            assert state_to_json(history.fold(root, folder, prefix)) == stored, path
             log = (path / "events.jsonl").read_bytes()
             assert offset == len(
                 b"".join(line + b"\n" for line in log.splitlines()[: stored["seq"]])
             )
-        replayed = state_to_json(driver.replay_run(root, folder))
-        loaded = state_to_json(driver.load_state(root, folder))
+        replayed = state_to_json(history.replay_run(root, folder))
+        loaded = state_to_json(history.load_state(root, folder))
         assert replayed == loaded, f"replaying {path}/events.jsonl does not give the run's state"
 
 

@@ -69,7 +69,7 @@ def only_run_id(cpf) -> str | None:
 
 def check_consistent(cpf, run_id: str) -> dict:
     """What must hold right after a kill, before anything repairs the run."""
-    from checkpointflow import driver, store
+    from checkpointflow import history, store
     from checkpointflow.state import state_to_json
 
     status = cpf("status", "--run-id", run_id)
@@ -82,8 +82,8 @@ def check_consistent(cpf, run_id: str) -> dict:
     for line in complete[:-1]:
         json.loads(line)  # only the very last line may be torn by a kill
     folder = store.RunFolder(run_id, folder_path)
-    loaded = state_to_json(driver.load_state(cpf.root, folder))
-    assert loaded == state_to_json(driver.replay_run(cpf.root, folder))
+    loaded = state_to_json(history.load_state(cpf.root, folder))
+    assert loaded == state_to_json(history.replay_run(cpf.root, folder))
     return status.envelope
 
 

@@ -1,5 +1,10 @@
 # Everything a fresh machine needs, from python3 and make alone.
 PYTHON ?= python3
+
+# Let Python cache compiled modules even where the environment says not to: every test
+# starts many `cpf` processes, and recompiling the package in each one is slow.
+unexport PYTHONDONTWRITEBYTECODE
+
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

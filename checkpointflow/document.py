@@ -190,12 +190,6 @@ def raise_problems(problems: list[Problem], source: str) -> None:
     )
 
 
-def load_workflow(path: str) -> tuple[Workflow, bytes]:
-    """Read, parse, check and build; raises one ValidationFailure listing every problem."""
-    data = read_document(path)
-    return workflow_from_bytes(data, path), data
-
-
 def workflow_from_bytes(data: bytes, source: str) -> Workflow:
     document = parse_yaml(data, source)
     raise_problems(find_problems(document), source)

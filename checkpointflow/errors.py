@@ -84,12 +84,6 @@ class LockConflict(CpfError):
         )
 
 
-class Unsupported(CpfError):
-    """The workflow asks for something this version cannot do."""
-
-    exit_code = EXIT_UNSUPPORTED
-
-
 class InternalFailure(CpfError):
     """A bug: something the program did not expect. Never caused by user input."""
 

@@ -25,11 +25,9 @@ def quiet_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_id_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    from checkpointflow.cli_operations import complete_run_id
+    from checkpointflow import cli_operations
 
-    return click.option(
-        "--run-id", required=True, help="The run to act on.", shell_complete=complete_run_id
-    )(function)
+    return cli_operations.run_id_option()(function)
 
 
 def actor_option(function: Callable[..., Any]) -> Callable[..., Any]:

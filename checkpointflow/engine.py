@@ -27,9 +27,7 @@ MAX_INPUT_DEPTH = driver.MAX_JSON_DEPTH
 
 
 def _root() -> Path:
-    root = store.state_root()
-    history.prepare(root)
-    return root
+    return history.open_root()
 
 
 def init(path: str, force: bool) -> Envelope:
@@ -147,12 +145,16 @@ def recover(run_id: str, quiet: bool) -> Envelope:
 
 def tick(quiet: bool) -> Envelope:
     """Advance every run whose wait is past its deadline (for cron)."""
+    from checkpointflow import catalog
+
     root = _root()
     advanced = []
-    for folder, summary in store.run_summaries(root):
+    found, _ = catalog.summaries(root)
+    for summary in found:
         deadline = summary.get("deadline")
         if summary.get("status") != "waiting" or not deadline or deadline > driver.now():
             continue
+        folder = store.find_run(root, summary["run_id"])
         state = driver.settle_if_overdue(root, folder, progress_for(quiet))
         if state.status != "waiting":
             advanced.append({"run_id": state.run_id, "status": state.status})

@@ -27,6 +27,13 @@ from checkpointflow.state import (
 )
 
 
+def open_root() -> Path:
+    """The state root, with schema checks set to reuse code compiled by earlier commands."""
+    root = store.state_root()
+    prepare(root)
+    return root
+
+
 def prepare(root: Path) -> None:
     """Let schema checks reuse code compiled by earlier commands."""
     json_schema.use_code_cache(DiskCache(root / "cache" / "schemas", ".py"))

@@ -20,10 +20,7 @@ STATUSES = ("running", "waiting", "completed", "failed", "cancelled")
 
 
 def _root() -> Path:
-
-    root = store.state_root()
-    history.prepare(root)
-    return root
+    return history.open_root()
 
 
 def _done(command: str, result: Any, run: dict[str, Any] | None = None, **extra: Any) -> Envelope:

@@ -224,21 +224,6 @@ def write_summary(folder: RunFolder, summary: dict[str, Any]) -> None:
         os.replace(temporary, folder.path / SUMMARY_FILE)
 
 
-def run_summaries(root: Path) -> Iterator[tuple[RunFolder, dict[str, Any]]]:
-    """Each run folder with its summary.json (empty when missing or unreadable)."""
-    runs = _runs_dir(root)
-    if not runs.is_dir():
-        return
-    for path in sorted(runs.iterdir()):
-        if not RUN_ID_PATTERN.fullmatch(path.name) or not (path / EVENTS_FILE).is_file():
-            continue
-        try:
-            summary = json.loads((path / SUMMARY_FILE).read_bytes())
-        except (OSError, ValueError):
-            summary = {}
-        yield RunFolder(path.name, path), summary if isinstance(summary, dict) else {}
-
-
 def read_state(folder: RunFolder) -> dict[str, Any] | None:
     """The last checkpoint, or None when the run never got one (it crashed at birth)."""
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -20,7 +21,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import CPF, check_output
+from tests.conftest import CPF
 
 STEPS = 50
 
@@ -133,11 +134,10 @@ def kill_run(cpf, how: str, where: float | str) -> None:
 
 
 def run_kill_points(cpf, points) -> None:
-    for index, (how, where) in enumerate(points):
-        for leftover in ("side.txt",):
-            (cpf.cwd / leftover).unlink(missing_ok=True)
-        for run in (cpf.root / "runs").glob("*") if (cpf.root / "runs").exists() else ():
-            subprocess.run(["rm", "-rf", str(run)], check=True)
+    checked = 0
+    for how, where in points:
+        (cpf.cwd / "side.txt").unlink(missing_ok=True)
+        shutil.rmtree(cpf.root / "runs", ignore_errors=True)
         cpf.write("flow.yaml", fifty_steps())
         kill_run(cpf, how, where)
         run_id = only_run_id(cpf)
@@ -145,7 +145,9 @@ def run_kill_points(cpf, points) -> None:
             continue  # killed before the run was born: nothing persisted, nothing to check
         status = check_consistent(cpf, run_id)
         finish_and_count(cpf, run_id, status)
-        assert index >= 0
+        checked += 1
+    # most kill points must land after the run is born, or the test proves little
+    assert checked >= len(points) // 2, (checked, len(points))
 
 
 def test_kills_during_run_short(cpf):
@@ -231,7 +233,6 @@ def test_a_dead_process_is_reported_and_recover_is_refused_while_alive(cpf):
     assert any("Stopped process group" in w for w in recovered.envelope["warnings"])
     again = cpf("recover", "--run-id", run_id)
     assert again.error_code == "ERR_RUN_NOT_INTERRUPTED" and again.exit_code == 20
-    assert check_output is not None
 
 
 def test_a_damaged_state_json_is_rebuilt_from_the_log(cpf):

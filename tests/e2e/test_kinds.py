@@ -148,6 +148,7 @@ def test_timeout_reached_through_resume_refuses_the_late_event(cpf):
 
 def test_tick_advances_every_overdue_run_and_leaves_the_others(cpf):
     overdue = waiting_past_deadline(cpf)
+    (cpf.run_folder(overdue) / "summary.json").unlink()  # tick rebuilds it from the state
     patient = run(cpf, TIMED_WAIT.replace("timeout_seconds: 0.5", "timeout_seconds: 3600"))
     ticked = cpf("tick")
     assert ticked.exit_code == 0

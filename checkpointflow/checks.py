@@ -38,9 +38,13 @@ class Problem:
     message: str
     step_id: str | None = None
     code: str = "ERR_VALIDATION_WORKFLOW"
+    file: str | None = None  # set when the problem is in a sub-workflow's document
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        data = attrs.asdict(self)
+        if self.file is None:
+            del data["file"]
+        return data
 
 
 @attrs.frozen
@@ -56,11 +60,9 @@ class Site:
 def find_problems(document: dict[str, Any]) -> list[Problem]:
     workflow = document["workflow"]
     steps: list[dict[str, Any]] = workflow["steps"]
-    problems = list(_duplicate_ids(steps))
+    problems = _schema_definition(workflow.get("inputs"), "/workflow/inputs", None)
+    problems += _list_problems(steps, "/workflow/steps", frozenset(), DATA_ROOTS)
     known = {step["id"] for step in steps}
-    problems += _schema_definition(workflow.get("inputs"), "/workflow/inputs", None)
-    for index, step in enumerate(steps):
-        problems += _step_problems(step, f"/workflow/steps/{index}", known)
     for name, entry in workflow.get("outputs", {}).items():
         text = entry["from"] if isinstance(entry, dict) else entry
         path = f"/workflow/outputs/{name}" + ("/from" if isinstance(entry, dict) else "")
@@ -76,12 +78,142 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _duplicate_ids(steps: list[dict[str, Any]]) -> Iterator[Problem]:
+def _list_problems(
+    steps: list[dict[str, Any]], base: str, outer: frozenset[str], roots: frozenset[str]
+) -> list[Problem]:
+    """The problems of one list of steps (the workflow's, a body's or a branch's) and of
+    every list inside it. `outer` holds the ids visible from around the list."""
+    problems = list(_duplicate_ids(steps, base))
+    local = {step["id"] for step in steps}
+    for index, step in enumerate(steps):
+        if step["id"] in outer:
+            problems.append(
+                Problem(
+                    f"{base}/{index}/id",
+                    f"step '{step['id']}': an enclosing list already has a step with this id, "
+                    f"so steps.{step['id']} would be ambiguous; give it another id",
+                    step["id"],
+                    "ERR_DUPLICATE_STEP_ID",
+                )
+            )
+    known = local | outer
+    owned = _branch_problems(steps, base, local, problems)
+    for index, step in enumerate(steps):
+        path = f"{base}/{index}"
+        problems += _step_problems(step, path, known, local, roots)
+        if step["id"] not in owned:
+            for where, target in _targets(step, path):
+                if target in owned:
+                    problems.append(
+                        Problem(
+                            where,
+                            f"step '{step['id']}': target '{target}' runs only as part of a "
+                            "parallel branch (start_at); jump to the parallel step instead",
+                            step["id"],
+                        )
+                    )
+        if step["kind"] == "foreach" and isinstance(step.get("body"), list):
+            inner = roots | {"item", "item_index"}
+            problems += _list_problems(step["body"], f"{path}/body", frozenset(known), inner)
+        for number, branch in enumerate(
+            step.get("branches", ()) if step["kind"] == "parallel" else ()
+        ):
+            if isinstance(branch.get("steps"), list):
+                where = f"{path}/branches/{number}/steps"
+                problems += _list_problems(branch["steps"], where, frozenset(known), roots)
+    return problems
+
+
+def _branch_problems(
+    steps: list[dict[str, Any]], base: str, local: set[str], problems: list[Problem]
+) -> set[str]:
+    """Check the branches of the parallel steps in one list; returns the ids their
+    `start_at` branches own (the start and every step it jumps to)."""
+    by_id = {step["id"]: step for step in steps}
+    owners: dict[str, str] = {}
+    for index, step in enumerate(steps):
+        if step["kind"] != "parallel":
+            continue
+        seen: set[str] = set()
+        for number, branch in enumerate(step["branches"]):
+            path = f"{base}/{index}/branches/{number}"
+            name = branch.get("id") or branch.get("start_at") or f"branch_{number + 1}"
+            if name in seen:
+                problems.append(
+                    Problem(
+                        f"{path}/id",
+                        f"step '{step['id']}': two branches are named '{name}'; give each "
+                        "branch its own id",
+                        step["id"],
+                    )
+                )
+            seen.add(name)
+            start = branch.get("start_at")
+            if start is None:
+                continue
+            if "steps" in branch:
+                inner = {inner_step["id"] for inner_step in branch["steps"]}
+                if start not in inner:
+                    problems.append(
+                        Problem(
+                            f"{path}/start_at",
+                            f"step '{step['id']}': start_at '{start}' is not one of the "
+                            f"branch's steps (known: {', '.join(sorted(inner))})",
+                            step["id"],
+                        )
+                    )
+                continue
+            if start not in local or start == step["id"]:
+                problems.append(
+                    Problem(
+                        f"{path}/start_at",
+                        f"step '{step['id']}': start_at '{start}' is not another step of the "
+                        f"same list (known: {', '.join(sorted(local))})",
+                        step["id"],
+                    )
+                )
+                continue
+            for member in _reachable(by_id, start):
+                if member == step["id"]:
+                    problems.append(
+                        Problem(
+                            f"{path}/start_at",
+                            f"step '{step['id']}': branch '{name}' leads back to the parallel "
+                            "step itself",
+                            step["id"],
+                        )
+                    )
+                elif owners.setdefault(member, name) != name:
+                    problems.append(
+                        Problem(
+                            f"{path}/start_at",
+                            f"step '{step['id']}': step '{member}' is reached by both branch "
+                            f"'{owners[member]}' and branch '{name}'; a step belongs to one "
+                            "branch",
+                            step["id"],
+                        )
+                    )
+    return set(owners)
+
+
+def _reachable(by_id: dict[str, dict[str, Any]], start: str) -> set[str]:
+    seen: set[str] = set()
+    pending = [start]
+    while pending:
+        step_id = pending.pop()
+        if step_id in seen or step_id not in by_id:
+            continue
+        seen.add(step_id)
+        pending.extend(target for _, target in _targets(by_id[step_id], ""))
+    return seen
+
+
+def _duplicate_ids(steps: list[dict[str, Any]], base: str) -> Iterator[Problem]:
     seen: set[str] = set()
     for index, step in enumerate(steps):
         if step["id"] in seen:
             yield Problem(
-                f"/workflow/steps/{index}/id",
+                f"{base}/{index}/id",
                 f"Duplicate step ID: '{step['id']}' is used by more than one step; "
                 "give each step its own id",
                 step["id"],
@@ -90,18 +222,20 @@ def _duplicate_ids(steps: list[dict[str, Any]]) -> Iterator[Problem]:
         seen.add(step["id"])
 
 
-def _step_problems(step: dict[str, Any], base: str, known: set[str]) -> list[Problem]:
+def _step_problems(
+    step: dict[str, Any], base: str, known: set[str], local: set[str], roots: frozenset[str]
+) -> list[Problem]:
     step_id = step["id"]
     problems: list[Problem] = []
-    for site in _sites(step, base):
+    for site in _sites(step, base, roots):
         problems += _expression_problems(site, step_id, known)
     for path, target in _targets(step, base):
-        if target not in known:
+        if target not in local:
             problems.append(
                 Problem(
                     path,
-                    f"step '{step_id}': target '{target}' is not a step id in this workflow "
-                    f"(known: {', '.join(sorted(known))})",
+                    f"step '{step_id}': target '{target}' is not a step id in this list of "
+                    f"steps (known: {', '.join(sorted(local))})",
                     step_id,
                 )
             )
@@ -113,10 +247,45 @@ def _step_problems(step: dict[str, Any], base: str, known: set[str]) -> list[Pro
                 step_id,
             )
         )
+    if step["kind"] == "foreach":
+        problems += _foreach_problems(step, base)
     for field in ("outputs", "input_schema"):
         problems += _schema_definition(step.get(field), f"{base}/{field}", step_id)
     if "shell" in step:
         problems += _shell_problems(step["shell"], f"{base}/shell", step_id)
+    return problems
+
+
+def _foreach_problems(step: dict[str, Any], base: str) -> list[Problem]:
+    step_id = step["id"]
+    problems = []
+    if not isinstance(step["items"], str):
+        problems.append(
+            Problem(
+                f"{base}/items",
+                f"step '{step_id}': items must be an expression that gives a list, such as "
+                "${inputs.services}",
+                step_id,
+            )
+        )
+    if ("body" in step) == ("workflow_ref" in step):
+        problems.append(
+            Problem(
+                base,
+                f"step '{step_id}': a foreach step needs exactly one of body (inline steps) "
+                "or workflow_ref (a workflow file run per item)",
+                step_id,
+            )
+        )
+    if "inputs" in step and "workflow_ref" not in step:
+        problems.append(
+            Problem(
+                f"{base}/inputs",
+                f"step '{step_id}': inputs are given to a workflow_ref; body steps read "
+                "${item} and ${item_index} directly",
+                step_id,
+            )
+        )
     return problems
 
 
@@ -132,8 +301,7 @@ def _targets(step: dict[str, Any], base: str) -> Iterator[tuple[str, str]]:
             yield f"{base}/{field}/next", step[field]["next"]
 
 
-def _sites(step: dict[str, Any], base: str) -> Iterator[Site]:
-    data = DATA_ROOTS
+def _sites(step: dict[str, Any], base: str, data: frozenset[str] = DATA_ROOTS) -> Iterator[Site]:
     if "if" in step:
         yield Site(f"{base}/if", step["if"], data, condition=True)
     when_roots = data | {"event"} if step["kind"] == "await_event" else data
@@ -166,6 +334,12 @@ def _sites(step: dict[str, Any], base: str) -> Iterator[Site]:
     if step["kind"] == "end" and "result" in step:
         for path, text in templates_in(step["result"]):
             yield Site(f"{base}/result{path}", text, data)
+    if step["kind"] == "foreach" and isinstance(step["items"], str):
+        yield Site(f"{base}/items", step["items"], data, condition=True)
+    if step["kind"] in ("workflow", "foreach") and "inputs" in step:
+        inputs_roots = data | {"item", "item_index"} if step["kind"] == "foreach" else data
+        for path, text in templates_in(step["inputs"]):
+            yield Site(f"{base}/inputs{path}", text, inputs_roots)
 
 
 def _expression_problems(site: Site, step_id: str, known: set[str]) -> list[Problem]:

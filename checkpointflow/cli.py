@@ -111,6 +111,11 @@ def run(
 @click.option("--event", "event_name", required=True, help="The event the run waits for.")
 @input_option("The event's data")
 @click.option("--token", default=None, help="Apply only if this is the pending wait's token.")
+@click.option(
+    "--wait-id",
+    default=None,
+    help="Which wait takes the event, when several wait for it (e.g. deploy_all[2].confirm).",
+)
 @actor_option
 @quiet_option
 def resume(
@@ -118,13 +123,14 @@ def resume(
     event_name: str,
     input_text: str | None,
     token: str | None,
+    wait_id: str | None,
     actor: str | None,
     quiet: bool,
 ) -> Envelope:
     """Deliver the event a waiting run asks for, and drive it on."""
     from checkpointflow import engine
 
-    return engine.resume(run_id, event_name, input_text, token, actor, quiet)
+    return engine.resume(run_id, event_name, input_text, token, actor, quiet, wait_id)
 
 
 @cli.command()

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,11 +147,11 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     if message is not None:
         return [_schema_problem(message, None)]
     problems: list[Problem] = []
-    for index, step in enumerate(document["workflow"]["steps"]):
+    for step, path in all_steps(document):
         if step["kind"] not in KINDS:
             problems.append(
                 Problem(
-                    f"/workflow/steps/{index}/kind",
+                    f"{path}/kind",
                     f"step '{step['id']}': unknown kind '{step['kind']}' "
                     f"(one of: {', '.join(KINDS)})",
                     step["id"],
@@ -158,12 +159,30 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
             )
             continue
         kind_schema = {"$ref": f"#/definitions/{step['kind']}_step", **spec}
-        message = json_schema.problem(kind_schema, step, f"workflow.steps[{index}]")
+        where = re.sub(r"/(\d+)", r"[\1]", path).lstrip("/").replace("/", ".")
+        message = json_schema.problem(kind_schema, step, where)
         if message is not None:
             problems.append(_schema_problem(message, step.get("id")))
     if problems:
         return problems
     return checks.find_problems(document)
+
+
+def all_steps(document: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every step of a document, nested ones included, with its JSON path. Nested lists
+    are visited only under steps whose kind holds them, after their own shape is known."""
+    pending: list[tuple[str, list[Any]]] = [("/workflow/steps", document["workflow"]["steps"])]
+    while pending:
+        base, steps = pending.pop(0)
+        for index, step in enumerate(steps):
+            path = f"{base}/{index}"
+            yield step, path
+            if step["kind"] == "foreach" and isinstance(step.get("body"), list):
+                pending.append((f"{path}/body", step["body"]))
+            if step["kind"] == "parallel" and isinstance(step.get("branches"), list):
+                for number, branch in enumerate(step["branches"]):
+                    if isinstance(branch, dict) and isinstance(branch.get("steps"), list):
+                        pending.append((f"{path}/branches/{number}/steps", branch["steps"]))
 
 
 def _schema_problem(message: str, step_id: str | None) -> Problem:

@@ -13,27 +13,29 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from checkpointflow import document, effects, store
+from checkpointflow.composition import Tree
 from checkpointflow.errors import (
     LockConflict,
     RuntimeFailure,
     ValidationFailure,
 )
 from checkpointflow.history import (
+    keep_sub_workflows,
     load_state,
     load_workflow_file,
     snapshot_workflow,
     summary_of,
 )
-from checkpointflow.interpreter import advance, wait_deadline
+from checkpointflow.interpreter import advance, overdue_waits, wait_deadline
 from checkpointflow.model import Workflow
 from checkpointflow.progress import Progress
 from checkpointflow.state import (
-    RUNNING,
     Effect,
     Event,
     EventReceived,
@@ -56,6 +58,7 @@ CHECKPOINT_EVERY_SECONDS = 2.0
 DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 OPPORTUNISTIC_OUTPUT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 2000
+MAX_WORKERS = 64  # effects performed at once; the workflow's own limits are usually lower
 MAX_JSON_DEPTH = 200  # deeper inputs and outputs are refused before they reach the run
 
 
@@ -99,11 +102,32 @@ class Session:
         self.saved_at = time.monotonic()
 
     def drive(self, state: RunState, work: tuple[Effect, ...]) -> RunState:
-        """Perform effects and feed their outcomes back until the run waits or finishes."""
+        """Perform effects and feed their outcomes back until the run waits or finishes.
+
+        One effect at a time runs in this thread; several (foreach concurrency, parallel
+        branches) run in worker threads, and their outcomes are applied here, one by one,
+        in the order they finish: the log records that order, so replay needs no threads.
+        """
         try:
-            while work:
-                for effect in work:
-                    state, work = self.apply(state, self.perform(effect))
+            queue = list(work)
+            pool: ThreadPoolExecutor | None = None
+            running: set[Future[StepFinished | ResponseReceived]] = set()
+            try:
+                while queue or running:
+                    if not running and len(queue) == 1:
+                        state, more = self.apply(state, self.perform(queue.pop()))
+                        queue.extend(more)
+                        continue
+                    pool = pool or ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="cpf-step")
+                    running.update(pool.submit(self.perform, effect) for effect in queue)
+                    queue.clear()
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in sorted(done, key=_finished_order):
+                        state, more = self.apply(state, future.result())
+                        queue.extend(more)
+            finally:
+                if pool is not None:
+                    pool.shutdown(wait=True)
             self.checkpoint(state)
         finally:
             self.log.close()
@@ -195,6 +219,12 @@ class Session:
         return (output, problem) if required else (None if problem else output, None)
 
 
+def _finished_order(future: Future[StepFinished | ResponseReceived]) -> tuple[str, str]:
+    """Outcomes that finished together are applied in the order of their timestamps."""
+    event = future.result()
+    return event.at, event.step_id
+
+
 def nesting_depth(value: Any) -> int:
     """How deeply lists and objects nest inside a JSON value (without recursion)."""
     deepest, pending = 0, [(value, 1)]
@@ -227,7 +257,8 @@ def parse_json_output(data: bytes) -> tuple[Any, str | None]:
 def start_run(
     root: Path, path: str, inputs: Any, actor: str, progress: Progress
 ) -> tuple[RunState, list[str]]:
-    workflow, data = load_workflow_file(root, path)
+    tree, data = load_workflow_file(root, path)
+    workflow = tree.workflow
     event = RunStarted(
         run_id=store.new_run_id(datetime.now(UTC)),
         workflow_id=workflow.id,
@@ -244,6 +275,7 @@ def start_run(
     with store.locked(folder):
         session = Session(folder, workflow, progress)
         try:
+            keep_sub_workflows(folder, tree)
             state, work = session.apply(None, event)
         except BaseException:
             session.log.close()
@@ -256,14 +288,18 @@ def start_run(
 def settle_overdue_wait(
     root: Path, folder: store.RunFolder, state: RunState, progress: Progress
 ) -> RunState:
-    """Within the run's lock: time out a wait whose deadline has passed, and drive on."""
+    """Within the run's lock: time out the waits whose deadline has passed, and drive on."""
     deadline = wait_deadline(state)
     at = now()
     if deadline is None or to_millis(at) < to_millis(deadline):
         return state
     session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
+    work: tuple[Effect, ...] = ()
     try:
-        state, work = session.apply(state, WaitExpired(state.wait["step_id"], at))
+        for key in overdue_waits(state, at):
+            if any(wait["wait_id"] == key for wait in state.waits):
+                state, more = session.apply(state, WaitExpired(key, at))
+                work += more
     except BaseException:
         session.log.close()
         raise
@@ -290,28 +326,44 @@ def resume_run(
     token: str | None,
     actor: str,
     progress: Progress,
+    wait_id: str | None = None,
 ) -> RunState:
     folder = store.find_run(root, run_id)
     with store.locked(folder):
         state = load_state(root, folder)
         deadline = wait_deadline(state)
         settled = settle_overdue_wait(root, folder, state, progress)
-        if settled is not state:
+        if settled is not state and not _still_pending(settled, event_name, token, wait_id):
             raise RuntimeFailure(
                 "ERR_RUN_NOT_WAITING",
                 f"The wait at step {state.current_step_id} timed out at {deadline}, before "
                 f"this resume; the run has moved on and is now {settled.status}.",
                 step_id=settled.current_step_id,
             )
+        state = settled
         workflow = snapshot_workflow(root, folder, state.workflow_sha256)
         session = Session(folder, workflow, progress)
         try:
-            event = EventReceived(event_name, payload, now(), token=token, actor=actor)
+            event = EventReceived(
+                event_name, payload, now(), token=token, actor=actor, wait_id=wait_id
+            )
             state, work = session.apply(state, event)
         except BaseException:
             session.log.close()
             raise
         return session.drive(state, work)
+
+
+def _still_pending(
+    state: RunState, event_name: str, token: str | None, wait_id: str | None
+) -> bool:
+    """Whether a wait this resume could answer survived the timeouts just settled."""
+    return any(
+        wait["event_name"] == event_name
+        and (token is None or wait.get("token") == token)
+        and (wait_id is None or wait["wait_id"] == wait_id)
+        for wait in state.waits
+    ) and state.status not in ("completed", "failed", "cancelled")
 
 
 def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, list[str]]:
@@ -320,13 +372,16 @@ def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, 
     with store.locked(folder):
         state = load_state(root, folder)
         notes = stop_orphans(folder, state)
-        step_id = state.current_step_id or ""
-        record = state.steps.get(step_id)
-        attempt = record.executions if record else 0
-        event = RunRecovered(step_id, attempt, *folder.output_files(step_id, attempt), now())
         session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
+        work: tuple[Effect, ...] = ()
         try:
-            state, work = session.apply(state, event)
+            in_flight = list(state.in_flight) or [state.current_step_id or ""]
+            for step_id in in_flight:
+                record = state.steps.get(step_id)
+                attempt = record.executions if record else 0
+                files = folder.output_files(step_id, attempt)
+                state, more = session.apply(state, RunRecovered(step_id, attempt, *files, now()))
+                work += more
         except BaseException:
             session.log.close()
             raise
@@ -334,19 +389,21 @@ def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, 
 
 
 def stop_orphans(folder: store.RunFolder, state: RunState) -> list[str]:
-    """Kill the process group of a step whose `cpf` died, so it cannot run on unseen."""
-    record = state.steps.get(state.current_step_id or "")
-    if state.status != RUNNING or record is None or state.current_step_id is None:
-        return []
-    group_file = folder.process_file(state.current_step_id, record.executions)
-    try:
-        group = int(group_file.read_text().strip() or 0)
-    except (OSError, ValueError):
-        return []
-    group_file.unlink(missing_ok=True)
-    if group and effects.stop_orphan(group, folder.run_id):
-        return [f"Stopped process group {group}, left running by step {state.current_step_id}."]
-    return []
+    """Kill the process groups of steps whose `cpf` died, so they cannot run on unseen."""
+    notes = []
+    for step_id in state.in_flight:
+        record = state.steps.get(step_id)
+        if record is None:
+            continue
+        group_file = folder.process_file(step_id, record.executions)
+        try:
+            group = int(group_file.read_text().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        group_file.unlink(missing_ok=True)
+        if group and effects.stop_orphan(group, folder.run_id):
+            notes.append(f"Stopped process group {group}, left running by step {step_id}.")
+    return notes
 
 
 def retry_run(
@@ -365,8 +422,10 @@ def retry_run(
         workflow = snapshot_workflow(root, folder, state.workflow_sha256)
         sha = None
         if workflow_path is not None:
-            workflow, data = _edited_workflow(root, workflow_path, state)
+            tree, data = _edited_workflow(root, workflow_path, state)
+            workflow = tree.workflow
             sha = _keep_snapshots(folder, state, data)
+            keep_sub_workflows(folder, tree)
         session = Session(folder, workflow, progress)
         try:
             event = RunRetried(from_step, now(), actor=actor, workflow_sha256=sha)
@@ -380,15 +439,16 @@ def retry_run(
         return session.drive(state, work)
 
 
-def _edited_workflow(root: Path, path: str, state: RunState) -> tuple[Workflow, bytes]:
-    workflow, data = load_workflow_file(root, path)
+def _edited_workflow(root: Path, path: str, state: RunState) -> tuple[Tree, bytes]:
+    tree, data = load_workflow_file(root, path)
+    workflow = tree.workflow
     if workflow.id != state.workflow_id:
         raise ValidationFailure(
             "ERR_VALIDATION_WORKFLOW",
             f"{path} defines workflow '{workflow.id}', but run {state.run_id} runs "
             f"'{state.workflow_id}'; --workflow must be an edited version of the same workflow.",
         )
-    return workflow, data
+    return tree, data
 
 
 def _keep_snapshots(folder: store.RunFolder, state: RunState, data: bytes) -> str:

@@ -49,12 +49,11 @@ def init(path: str, force: bool) -> Envelope:
 
 def validate(path: str) -> Envelope:
     """Every problem at once; valid documents may still get warnings (see advice.py)."""
-    from checkpointflow import advice, document
+    from checkpointflow import advice
+    from checkpointflow.history import load_workflow_file
 
-    _root()
-    parsed = document.parse_yaml(document.read_document(path), path)
-    document.raise_problems(document.find_problems(parsed), path)
-    workflow = document.build_workflow(parsed)
+    tree = load_workflow_file(_root(), path)[0]
+    parsed, workflow = tree.document, tree.workflow
     run = {"workflow_id": workflow.id, "workflow_version": workflow.version}
     return envelope.envelope(
         "validate",
@@ -81,13 +80,14 @@ def resume(
     token: str | None,
     actor: str | None,
     quiet: bool,
+    wait_id: str | None = None,
 ) -> Envelope:
     root = _root()
     who = actor_name(actor)
     payload = read_json_input(input_text, "ERR_VALIDATION_EVENT_INPUT", "--input")
     with _reporting_run("resume", root, run_id):
         state = driver.resume_run(
-            root, run_id, event_name, payload, token, who, progress_for(quiet)
+            root, run_id, event_name, payload, token, who, progress_for(quiet), wait_id
         )
     return envelope.for_run("resume", state_to_json(state))
 

@@ -2,7 +2,7 @@
 
 The five keys schema_version, ok, command, status and exit_code are always present; the
 others (run_id, workflow_id, workflow_version, current_step_id, result, error, wait,
-warnings) appear when they have a value, as in the published 1.0.4 envelope schema.
+waits, warnings) appear when they have a value, as in the published 1.0.4 envelope schema.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def envelope(
     result: Any = None,
     error: dict[str, Any] | None = None,
     wait: dict[str, Any] | None = None,
+    waits: list[dict[str, Any]] | None = None,
     warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     run = run or {}
@@ -47,6 +48,7 @@ def envelope(
         "current_step_id": run.get("current_step_id"),
         "result": result,
         "wait": wait,
+        "waits": waits,
         "error": error,
         "warnings": warnings or None,
     }
@@ -95,16 +97,27 @@ def for_run(
         result=run.get("result") if result is None else result,
         error=run.get("error") if status == "failed" else None,
         wait=wait_block(run) if status == "waiting" else None,
+        waits=wait_blocks(run) if status == "waiting" else None,
         warnings=warnings,
     )
 
 
+def wait_blocks(run: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every pending wait (several when branches or iterations wait at once)."""
+    waits = run.get("waits") or ([run["wait"]] if run.get("wait") else [])
+    return [_block(run["run_id"], wait) for wait in waits] or None
+
+
 def wait_block(run: dict[str, Any]) -> dict[str, Any] | None:
     wait = run.get("wait")
-    if not wait:
-        return None
+    return _block(run["run_id"], wait) if wait else None
+
+
+def _block(run_id: str, wait: dict[str, Any]) -> dict[str, Any]:
     block: dict[str, Any] = {
         "kind": "external_event",
+        "wait_id": wait.get("wait_id") or wait["step_id"],
+        "step_id": wait["step_id"],
         "audience": wait["audience"],
         "event_name": wait["event_name"],
     }
@@ -119,7 +132,7 @@ def wait_block(run: dict[str, Any]) -> dict[str, Any] | None:
     token = wait.get("token")
     if token:
         block["wait_token"] = token
-    block["resume"] = {"command": resume_command(run["run_id"], wait["event_name"], token)}
+    block["resume"] = {"command": resume_command(run_id, wait["event_name"], token)}
     return block
 
 
@@ -141,6 +154,7 @@ def for_error(command: str, error: CpfError, run: dict[str, Any] | None = None) 
         run=run,
         error=error.to_json(),
         wait=wait_block(run) if run and run.get("status") == "waiting" else None,
+        waits=wait_blocks(run) if run and run.get("status") == "waiting" else None,
     )
 
 

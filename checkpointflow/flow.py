@@ -1,19 +1,24 @@
-"""Moving a run through its steps: entering, launching, waiting, ending, failing.
+"""Moving a run through its steps: entering, launching, waiting, ending, failing, and the
+containers (foreach, parallel, workflow) that run lists of steps inside one step.
 
-The interpreter's event handlers decide what an event means; these functions decide what
-happens next. All pure, like the interpreter.
+Steps run inside frames. The run's own steps are the frame "" (its cursor is
+`current_step_id`); every foreach iteration, parallel branch and sub-workflow opens a frame
+of its own (`deploy_all[2]`, `checks.lint`, `provision`) whose steps are keyed by the
+frame's prefix (`deploy_all[2].confirm`). A frame that reaches its end reports to the step
+that opened it. The interpreter's event handlers decide what an event means; these
+functions decide what happens next. All pure, like the interpreter.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
+from checkpointflow import json_schema, verdicts
 from checkpointflow import launch as effects_of
-from checkpointflow import verdicts
-from checkpointflow.errors import StepFailure
+from checkpointflow.errors import InternalFailure, StepFailure
 from checkpointflow.expressions import (
     ExpressionError,
     Node,
@@ -29,55 +34,118 @@ from checkpointflow.model import (
     AwaitEventStep,
     CliStep,
     EndStep,
+    ForeachStep,
+    ParallelStep,
+    Scope,
     Step,
     SwitchStep,
     Workflow,
+    WorkflowStep,
 )
 from checkpointflow.state import (
+    CANCELLED,
     COMPLETED,
     FAILED,
+    FINISHED,
     RUNNING,
     WAITING,
     Effect,
+    Frame,
     RunState,
     StepRecord,
 )
 from checkpointflow.timestamps import from_millis, to_millis
 
 Outcome = tuple[RunState, tuple[Effect, ...]]
+StepKind = TypeVar("StepKind", bound=Step)
+MAIN = ""  # the frame of the run's own steps
 
 
-def wait_token(state: RunState, step_id: str) -> str:
+@attrs.frozen
+class Spot:
+    """A step where it runs: its frame, its key in `state.steps`, and the step itself."""
+
+    frame: str
+    key: str
+    step: Step
+
+
+def wait_token(state: RunState, key: str) -> str:
     """A token that names one wait: this step at this point of this run, never reused."""
-    seed = f"{state.secret}:{state.run_id}:{step_id}:{state.seq}".encode()
+    seed = f"{state.secret}:{state.run_id}:{key}:{state.seq}".encode()
     return hashlib.sha256(seed).hexdigest()[:32]
 
 
-def retry_or_fail(
-    workflow: Workflow,
-    state: RunState,
-    step: Step,
-    record: StepRecord,
-    error: dict[str, Any],
-    at: str,
-) -> Outcome:
-    if len(record.attempts) < step.retry.max_attempts:
-        return launch(workflow, state, step, record, at)
-    return step_failed(workflow, state, step, record, error, at)
+# --- frames ---------------------------------------------------------------------------------
+
+
+def scope_of(workflow: Workflow, state: RunState, frame: str) -> Scope:
+    return workflow.scopes[state.frames[frame].scope if frame else ""]
+
+
+def spot_of(workflow: Workflow, state: RunState, frame: str, key: str) -> Spot:
+    """The step behind a key of `frame` (an in-flight step's or a wait's)."""
+    prefix = state.frames[frame].prefix if frame else ""
+    return Spot(frame, key, scope_of(workflow, state, frame).step(key[len(prefix) :]))
+
+
+def frame_is_open(state: RunState, frame: str) -> bool:
+    return state.status not in FINISHED and (frame == MAIN or frame in state.frames)
+
+
+def _set_frame(state: RunState, path: str, **changes: Any) -> RunState:
+    frames = {**state.frames, path: attrs.evolve(state.frames[path], **changes)}
+    return attrs.evolve(state, frames=frames)
+
+
+def _set_current(state: RunState, frame: str, key: str) -> RunState:
+    if frame == MAIN:
+        return attrs.evolve(state, current_step_id=key)
+    return _set_frame(state, frame, current=key)
+
+
+def settle_status(state: RunState) -> RunState:
+    """Running while a step runs, else waiting while a wait is pending."""
+    wait = state.waits[0] if state.waits else None
+    if state.status in FINISHED:
+        return attrs.evolve(state, wait=None) if state.wait is not None else state
+    if state.in_flight:
+        return attrs.evolve(state, status=RUNNING, wait=wait)
+    if state.waits:
+        return attrs.evolve(state, status=WAITING, wait=wait)
+    raise InternalFailure("ERR_INTERNAL", f"run {state.run_id} has nothing running or waiting")
 
 
 # --- moving through the steps --------------------------------------------------------------
 
 
-def after(workflow: Workflow, state: RunState, step: Step, event_input: Any, at: str) -> Outcome:
+def start(workflow: Workflow, state: RunState, at: str) -> Outcome:
+    return enter(workflow, state, MAIN, workflow.scopes[""].first, at)
+
+
+def retry_or_fail(
+    workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, error: Any, at: str
+) -> Outcome:
+    if len(record.attempts) < spot.step.retry.max_attempts:
+        return launch(workflow, state, spot, record, at)
+    return step_failed(workflow, state, spot, record, error, at)
+
+
+def after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at: str) -> Outcome:
     """Follow the first matching transition, or go on to the next step in the list.
 
     When a step has transitions and none matches, an event is refused (the run keeps
     waiting for one that matches) and any other step fails.
     """
+    step = spot.step
+    if spot.frame != MAIN:
+        state = _set_frame(state, spot.frame, last=spot.key)
+    scope = scope_of(workflow, state, spot.frame)
     if not step.transitions:
-        return enter(workflow, state, workflow.positions[step.id] + 1, at)
-    context = expression_context(state, event_input)
+        follow = spot.frame == MAIN or state.frames[spot.frame].follow_list
+        index = scope.following[scope.positions[step.id]] if follow else len(scope.steps)
+        return enter(workflow, state, spot.frame, index, at)
+    context = expression_context(workflow, state, spot.frame, event_input)
     for transition in step.transitions:
         try:
             taken = transition.condition is None or _true(transition.condition, context)
@@ -85,62 +153,60 @@ def after(workflow: Workflow, state: RunState, step: Step, event_input: Any, at:
             if isinstance(step, AwaitEventStep):
                 raise StepFailure(
                     "ERR_EXPRESSION",
-                    f"Step '{step.id}' transitions: {error}. The run is still waiting.",
-                    step_id=step.id,
+                    f"Step '{spot.key}' transitions: {error}. The run is still waiting.",
+                    step_id=spot.key,
                 ) from None
-            return _expression_failure(workflow, state, step, "transitions", error, at)
+            return _expression_failure(workflow, state, spot, "transitions", error, at)
         if taken:
-            return enter(workflow, state, workflow.positions[transition.next], at)
-    message = f"No transition of step '{step.id}' matched"
+            return enter(workflow, state, spot.frame, scope.positions[transition.next], at)
+    message = f"No transition of step '{spot.key}' matched"
     if isinstance(step, AwaitEventStep):
         raise StepFailure(
             "ERR_STEP_FAILED",
             f"{message} the event data; the run is still waiting. Resume with data that "
             "satisfies one of the step's `when` conditions.",
-            step_id=step.id,
+            step_id=spot.key,
         )
-    failure = verdicts.error("ERR_STEP_FAILED", f"{message} its outputs.", step.id)
-    return step_failed(workflow, state, step, state.steps[step.id], failure, at)
+    failure = verdicts.error("ERR_STEP_FAILED", f"{message} its outputs.", spot.key)
+    return step_failed(workflow, state, spot, state.steps[spot.key], failure, at)
 
 
-def enter(workflow: Workflow, state: RunState, index: int, at: str) -> Outcome:
-    """Start the step at `index`, skipping those whose `if` is false."""
-    while index < len(workflow.steps):
-        step = workflow.steps[index]
+def enter(workflow: Workflow, state: RunState, frame: str, index: int, at: str) -> Outcome:
+    """Start the step at `index` of the frame's list, skipping those whose `if` is false."""
+    scope = scope_of(workflow, state, frame)
+    prefix = state.frames[frame].prefix if frame else ""
+    follow = frame == MAIN or state.frames[frame].follow_list
+    while index < len(scope.steps):
+        step = scope.steps[index]
+        spot = Spot(frame, prefix + step.id, step)
         if step.condition is None:
             break
         try:
-            run_it = _true(step.condition, expression_context(state, None))
+            run_it = _true(step.condition, expression_context(workflow, state, frame, None))
         except ExpressionError as error:
-            return _expression_failure(workflow, state, step, "if", error, at)
+            return _expression_failure(workflow, state, spot, "if", error, at)
         if run_it:
             break
-        record = _visit(state, step.id, at, status="skipped")
-        state = put(state, step.id, attrs.evolve(record, finished_at=at))
-        index += 1
+        record = _visit(state, spot.key, at, status="skipped")
+        state = put(state, spot.key, attrs.evolve(record, finished_at=at))
+        index = scope.following[index] if follow else len(scope.steps)
     else:
-        return _complete(workflow, state, None), ()
-    state = attrs.evolve(state, current_step_id=step.id)
+        return frame_ended(workflow, state, frame, None, at)
+    state = _set_current(state, frame, spot.key)
     if isinstance(step, CliStep | ApiStep):
-        return launch(workflow, state, step, _visit(state, step.id, at, status=RUNNING), at)
+        return launch(workflow, state, spot, _visit(state, spot.key, at, status=RUNNING), at)
     if isinstance(step, AwaitEventStep):
-        return _wait(workflow, state, step, at)
+        return _wait(workflow, state, spot, step, at)
     if isinstance(step, EndStep):
-        return _end(workflow, state, step, at)
+        return _end(workflow, state, spot, step, at)
     if isinstance(step, SwitchStep):
-        return _switch(workflow, state, step, at)
-    failure = verdicts.error(
-        "ERR_UNSUPPORTED_STEP",
-        f"Step '{step.id}' has kind '{step.kind}', which this version cannot run yet.",
-        step.id,
-    )
-    record = _visit(state, step.id, at, status=FAILED)
-    return step_failed(workflow, state, step, record, failure, at)
+        return _switch(workflow, state, spot, step, at)
+    return _open_container(workflow, state, spot, at)
 
 
-def _visit(state: RunState, step_id: str, at: str, status: str) -> StepRecord:
+def _visit(state: RunState, key: str, at: str, status: str) -> StepRecord:
     """A fresh visit of a step: history of earlier visits is kept only in the log."""
-    previous = state.steps.get(step_id) or StepRecord(status=status)
+    previous = state.steps.get(key) or StepRecord(status=status)
     return StepRecord(
         status=status,
         visits=previous.visits + 1,
@@ -149,36 +215,49 @@ def _visit(state: RunState, step_id: str, at: str, status: str) -> StepRecord:
     )
 
 
-def launch(workflow: Workflow, state: RunState, step: Step, record: StepRecord, at: str) -> Outcome:
+def placed(step: StepKind, key: str) -> StepKind:
+    """The step named by its key, so messages and effects say where it ran."""
+    return step if step.id == key else attrs.evolve(step, id=key)
+
+
+def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, at: str) -> Outcome:
     """Ask the driver to run the step's next attempt."""
-    context = expression_context(state, None)
+    context = expression_context(workflow, state, spot.frame, None)
     execution = record.executions + 1
     retry = len(record.attempts) + 1
+    step = placed(spot.step, spot.key)
+    document = scope_of(workflow, state, spot.frame).workflow
     try:
         if isinstance(step, CliStep):
-            effect: Effect = effects_of.command_effect(workflow, step, context, execution, retry)
+            effect: Effect = effects_of.command_effect(document, step, context, execution, retry)
         else:
             assert isinstance(step, ApiStep)
             effect = effects_of.request_effect(step, context, execution, retry)
     except ExpressionError as error:
         field = "command" if isinstance(step, CliStep) else "request"
-        return _expression_failure(workflow, put(state, step.id, record), step, field, error, at)
+        return _expression_failure(workflow, put(state, spot.key, record), spot, field, error, at)
     record = attrs.evolve(record, status=RUNNING, executions=execution)
-    return put(state, step.id, record), (effect,)
+    state = put(state, spot.key, record)
+    state = attrs.evolve(state, in_flight={**state.in_flight, spot.key: spot.frame})
+    return state, (effect,)
 
 
-def _wait(workflow: Workflow, state: RunState, step: AwaitEventStep, at: str) -> Outcome:
-    context = expression_context(state, None)
+def _wait(
+    workflow: Workflow, state: RunState, spot: Spot, step: AwaitEventStep, at: str
+) -> Outcome:
+    context = expression_context(workflow, state, spot.frame, None)
     try:
         prompt = _render_text(step.prompt, context)
         summary = _render_text(step.summary, context)
     except ExpressionError as error:
-        return _expression_failure(workflow, state, step, "prompt", error, at)
+        return _expression_failure(workflow, state, spot, "prompt", error, at)
     deadline = None
     if step.timeout_seconds:
         deadline = from_millis(to_millis(at) + round(step.timeout_seconds * 1000))
     wait = {
-        "step_id": step.id,
+        "wait_id": spot.key,
+        "step_id": spot.key,
+        "frame": spot.frame,
         "event_name": step.event_name,
         "audience": step.audience,
         "prompt": prompt,
@@ -188,55 +267,52 @@ def _wait(workflow: Workflow, state: RunState, step: AwaitEventStep, at: str) ->
         "risk_level": step.risk_level,
         "since": at,
         "deadline": deadline,
-        "token": wait_token(state, step.id),
+        "token": wait_token(state, spot.key),
         "audience_actors": None if step.audience_actors is None else list(step.audience_actors),
     }
-    state = put(state, step.id, _visit(state, step.id, at, status=WAITING))
-    return attrs.evolve(state, status=WAITING, wait=wait), ()
+    state = put(state, spot.key, _visit(state, spot.key, at, status=WAITING))
+    return attrs.evolve(state, waits=(*state.waits, wait)), ()
 
 
-def _end(workflow: Workflow, state: RunState, step: EndStep, at: str) -> Outcome:
-    record = attrs.evolve(_visit(state, step.id, at, status=COMPLETED), finished_at=at)
+def without_wait(state: RunState, key: str) -> RunState:
+    return attrs.evolve(state, waits=tuple(w for w in state.waits if w["wait_id"] != key))
+
+
+def _end(workflow: Workflow, state: RunState, spot: Spot, step: EndStep, at: str) -> Outcome:
+    record = attrs.evolve(_visit(state, spot.key, at, status=COMPLETED), finished_at=at)
     try:
-        result = render_value(step.result, expression_context(state, None))
+        result = render_value(step.result, expression_context(workflow, state, spot.frame, None))
     except ExpressionError as error:
-        return _expression_failure(workflow, state, step, "result", error, at)
-    return _complete(workflow, put(state, step.id, record), result), ()
+        return _expression_failure(workflow, state, spot, "result", error, at)
+    state = put(state, spot.key, record)
+    return frame_ended(workflow, state, spot.frame, result, at, ended_by=step)
 
 
-def _complete(workflow: Workflow, state: RunState, result: Any) -> RunState:
-    """Finish the run; without a result from an end step, the workflow's `outputs` give one."""
-    if result is None and workflow.outputs is not None:
-        context = expression_context(state, None)
-        result = {name: evaluate(node, context) for name, node in workflow.outputs}
-    return attrs.evolve(state, status=COMPLETED, result=result, wait=None)
-
-
-def _switch(workflow: Workflow, state: RunState, step: SwitchStep, at: str) -> Outcome:
+def _switch(workflow: Workflow, state: RunState, spot: Spot, step: SwitchStep, at: str) -> Outcome:
     """Go to the first case whose `when` holds, else to `default`."""
-    context = expression_context(state, None)
-    record = _visit(state, step.id, at, status=RUNNING)
+    context = expression_context(workflow, state, spot.frame, None)
+    record = _visit(state, spot.key, at, status=RUNNING)
     for index, case in enumerate(step.cases):
         try:
             taken = case.condition is None or _true(case.condition, context)
         except ExpressionError as error:
-            return _expression_failure(workflow, state, step, f"cases[{index}]", error, at)
+            return _expression_failure(workflow, state, spot, f"cases[{index}]", error, at)
         if taken:
-            return _switch_to(workflow, state, step, record, index, case.next, at)
+            return _switch_to(workflow, state, spot, record, index, case.next, at)
     if step.default is not None:
-        return _switch_to(workflow, state, step, record, "default", step.default, at)
+        return _switch_to(workflow, state, spot, record, "default", step.default, at)
     failure = verdicts.error(
         "ERR_STEP_FAILED",
-        f"Step '{step.id}': no case matched and there is no default.",
-        step.id,
+        f"Step '{spot.key}': no case matched and there is no default.",
+        spot.key,
     )
-    return step_failed(workflow, state, step, record, failure, at)
+    return step_failed(workflow, state, spot, record, failure, at)
 
 
 def _switch_to(
     workflow: Workflow,
     state: RunState,
-    step: SwitchStep,
+    spot: Spot,
     record: StepRecord,
     case: int | str,
     target: str,
@@ -244,54 +320,415 @@ def _switch_to(
 ) -> Outcome:
     outputs = {"case": case, "next": target}
     record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=at)
-    return enter(workflow, put(state, step.id, record), workflow.positions[target], at)
+    state = put(state, spot.key, record)
+    if spot.frame != MAIN:
+        state = _set_frame(state, spot.frame, last=spot.key)
+    scope = scope_of(workflow, state, spot.frame)
+    return enter(workflow, state, spot.frame, scope.positions[target], at)
 
 
-# --- failures ------------------------------------------------------------------------------
+# --- the end of a frame ---------------------------------------------------------------------
+
+
+def frame_ended(
+    workflow: Workflow,
+    state: RunState,
+    frame: str,
+    result: Any,
+    at: str,
+    ended_by: EndStep | None = None,
+) -> Outcome:
+    """A frame ran out of steps or reached an `end`: the run completes, or the frame's
+    result goes to the step that opened it."""
+    scope = scope_of(workflow, state, frame)
+    explicit = ended_by is not None and ended_by.result is not None
+    if not explicit and scope.isolated and scope.workflow.outputs is not None:
+        context = expression_context(workflow, state, frame, None)
+        try:
+            result = {name: evaluate(node, context) for name, node in scope.workflow.outputs}
+        except ExpressionError as error:
+            where = "the workflow's outputs" if frame == MAIN else f"outputs of frame '{frame}'"
+            failure = verdicts.error("ERR_EXPRESSION", f"{where}: {error}", frame or "")
+            return frame_failed(workflow, state, frame, failure, at)
+    elif not explicit and frame != MAIN:
+        last = state.frames[frame].last
+        result = state.steps[last].outputs if last is not None else None
+    if frame == MAIN:
+        return attrs.evolve(state, status=COMPLETED, result=result, wait=None), ()
+    opened = state.frames[frame]
+    state = attrs.evolve(state, frames={p: f for p, f in state.frames.items() if p != frame})
+    return _child_ended(workflow, state, opened, frame, result, None, at)
+
+
+def frame_failed(workflow: Workflow, state: RunState, frame: str, error: Any, at: str) -> Outcome:
+    """A step in the frame failed for good and nothing there routes the failure."""
+    if frame == MAIN:
+        state = _abandon_frames(state, lambda _: True, at)
+        return attrs.evolve(state, status=FAILED, error=error, wait=None), ()
+    opened = state.frames[frame]
+    state = _abandon_frames(state, lambda path: _within(state, path, frame), at)
+    return _child_ended(workflow, state, opened, frame, None, error, at)
 
 
 def step_failed(
-    workflow: Workflow,
-    state: RunState,
-    step: Step,
-    record: StepRecord,
-    error: dict[str, Any],
-    at: str,
+    workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, error: Any, at: str
 ) -> Outcome:
-    """A step failed for good: its `on_error` handler takes over, or the run fails."""
+    """A step failed for good: its `on_error` handler takes over, or its frame fails."""
     record = attrs.evolve(record, status=FAILED, error=error, finished_at=at)
-    state = put(state, step.id, record)
-    if step.on_error is not None:
-        return enter(workflow, state, workflow.positions[step.on_error], at)
-    return attrs.evolve(state, status=FAILED, error=error, wait=None), ()
+    state = put(state, spot.key, record)
+    if spot.step.on_error is not None:
+        scope = scope_of(workflow, state, spot.frame)
+        return enter(workflow, state, spot.frame, scope.positions[spot.step.on_error], at)
+    return frame_failed(workflow, state, spot.frame, error, at)
 
 
 def _expression_failure(
+    workflow: Workflow, state: RunState, spot: Spot, field: str, error: ExpressionError, at: str
+) -> Outcome:
+    failure = verdicts.error("ERR_EXPRESSION", f"Step '{spot.key}' {field}: {error}", spot.key)
+    record = state.steps.get(spot.key) or _visit(state, spot.key, at, status=FAILED)
+    return step_failed(workflow, state, spot, record, failure, at)
+
+
+def _abandon_frames(state: RunState, chosen: Any, at: str) -> RunState:
+    """Close frames (and their waits) whose work no longer matters. Steps still running
+    in them stay in `in_flight` until their outcome arrives, which is then only recorded."""
+    gone = {path for path in state.frames if chosen(path)}
+    if not gone:
+        return state
+    steps = dict(state.steps)
+    for wait in state.waits:
+        if wait["frame"] in gone:
+            steps[wait["wait_id"]] = attrs.evolve(
+                steps[wait["wait_id"]], status=CANCELLED, finished_at=at
+            )
+    for path in gone:
+        current = state.frames[path].current
+        record = steps.get(current) if current else None
+        if record is not None and record.status in (RUNNING, WAITING):
+            steps[current] = attrs.evolve(record, status=CANCELLED, finished_at=at)  # type: ignore[index]
+    return attrs.evolve(
+        state,
+        steps=steps,
+        waits=tuple(w for w in state.waits if w["frame"] not in gone),
+        frames={p: f for p, f in state.frames.items() if p not in gone},
+    )
+
+
+# --- containers: foreach, parallel, workflow ------------------------------------------------
+
+
+def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Outcome:
+    """Start a foreach, parallel or workflow step: decide its children, open the first."""
+    step = spot.step
+    record = _visit(state, spot.key, at, status=RUNNING)
+    context = expression_context(workflow, state, spot.frame, None)
+    if isinstance(step, ForeachStep):
+        try:
+            items = evaluate(step.items, context, strict=True)
+        except ExpressionError as error:
+            return _expression_failure(workflow, state, spot, "items", error, at)
+        if not isinstance(items, list):
+            failure = verdicts.error(
+                "ERR_STEP_FAILED",
+                f"Step '{spot.key}': items must be a list, but the expression gave "
+                f"{_json_kind(items)}.",
+                spot.key,
+            )
+            return step_failed(workflow, state, spot, record, failure, at)
+        total, limit = len(items), step.concurrency
+        results: Any = [None] * total
+    elif isinstance(step, ParallelStep):
+        items = [branch.id for branch in step.branches]
+        total, limit = len(items), step.max_concurrency or len(items)
+        results = {}
+    else:
+        items, total, limit, results = [None], 1, 1, None
+    progress = {
+        "total": total,
+        "limit": limit,
+        "opened": 0,
+        "active": 0,
+        "results": results,
+        "failures": [],
+        "items": items if isinstance(step, ForeachStep) else None,
+    }
+    state = put(state, spot.key, attrs.evolve(record, progress=progress))
+    return _open_children(workflow, state, spot, at)
+
+
+def _open_children(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Outcome:
+    """Open children while the container has room; finish it once all have ended.
+
+    Children that end at once report back while this loop still holds the container
+    (`opening`), so a thousand instant iterations never nest a thousand calls deep.
+    """
+    effects: list[Effect] = []
+    while True:
+        progress = state.steps[spot.key].progress
+        stop = progress["failures"] and _fail_fast(spot.step)
+        if (
+            stop
+            or progress["opened"] >= progress["total"]
+            or progress["active"] >= progress["limit"]
+        ):
+            break
+        index = progress["opened"]
+        state = _put_progress(
+            state, spot.key, opened=index + 1, active=progress["active"] + 1, opening=True
+        )
+        state, work = _open_child(workflow, state, spot, index, at)
+        effects.extend(work)
+        if spot.key in state.steps and state.steps[spot.key].progress is not None:
+            state = _put_progress(state, spot.key, opening=False)
+        if not _container_open(state, spot):
+            return state, tuple(effects)
+    state, work = _maybe_finish(workflow, state, spot, at)
+    return state, (*effects, *work)
+
+
+def _container_open(state: RunState, spot: Spot) -> bool:
+    record = state.steps.get(spot.key)
+    return (
+        record is not None
+        and record.status == RUNNING
+        and record.progress is not None
+        and frame_is_open(state, spot.frame)
+    )
+
+
+def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at: str) -> Outcome:
+    step = spot.step
+    parent = state.frames[spot.frame] if spot.frame else None
+    parent_prefix = parent.prefix if parent else ""
+    parent_scope = parent.scope if parent else ""
+    scope_name = parent_scope + "." + step.id if parent_scope else step.id
+    if isinstance(step, ForeachStep):
+        path = f"{spot.key}[{index}]"
+        item = state.steps[spot.key].progress["items"][index]
+        frame = Frame(
+            owner=spot.key,
+            parent=spot.frame,
+            scope=scope_name,
+            prefix=path + ".",
+            item=item,
+            item_index=index,
+            index=index,
+        )
+        if step.workflow is not None:
+            context = {
+                **expression_context(workflow, state, spot.frame, None),
+                "item": item,
+                "item_index": index,
+            }
+            inputs, failure = _sub_inputs(step, step.workflow.inputs_schema, context, spot, path)
+            if failure is not None:
+                return _child_ended(workflow, state, frame, path, None, failure, at)
+            frame = attrs.evolve(frame, inputs=inputs)
+    elif isinstance(step, ParallelStep):
+        branch = step.branches[index]
+        path = f"{spot.key}.{branch.id}"
+        if not branch.steps:
+            frame = Frame(
+                owner=spot.key,
+                parent=spot.frame,
+                scope=parent_scope,
+                prefix=parent_prefix,
+                follow_list=False,
+                index=index,
+            )
+            state = attrs.evolve(state, frames={**state.frames, path: frame})
+            scope = workflow.scopes[parent_scope]
+            return enter(workflow, state, path, scope.positions[str(branch.start_at)], at)
+        frame = Frame(
+            owner=spot.key,
+            parent=spot.frame,
+            scope=f"{scope_name}.{branch.id}",
+            prefix=path + ".",
+            index=index,
+        )
+        if branch.start_at is not None:
+            state = attrs.evolve(state, frames={**state.frames, path: frame})
+            scope = workflow.scopes[frame.scope]
+            return enter(workflow, state, path, scope.positions[branch.start_at], at)
+    else:
+        assert isinstance(step, WorkflowStep)
+        path = spot.key
+        frame = Frame(owner=spot.key, parent=spot.frame, scope=scope_name, prefix=path + ".")
+        context = expression_context(workflow, state, spot.frame, None)
+        inputs, failure = _sub_inputs(step, step.workflow.inputs_schema, context, spot, path)
+        if failure is not None:
+            return _child_ended(workflow, state, frame, path, None, failure, at)
+        frame = attrs.evolve(frame, inputs=inputs)
+    state = attrs.evolve(state, frames={**state.frames, path: frame})
+    return enter(workflow, state, path, workflow.scopes[frame.scope].first, at)
+
+
+def _sub_inputs(
+    step: ForeachStep | WorkflowStep, schema: Any, context: dict[str, Any], spot: Spot, path: str
+) -> tuple[Any, Any]:
+    """A sub-workflow's inputs, rendered and checked against its inputs schema."""
+    try:
+        inputs = render_value(step.inputs if step.inputs is not None else {}, context)
+    except ExpressionError as error:
+        message = f"Step '{spot.key}' inputs: {error}"
+        return None, verdicts.error("ERR_EXPRESSION", message, path)
+    if schema is not None:
+        inputs, problem = json_schema.checked(schema, inputs, "inputs")
+        if problem is not None:
+            message = (
+                f"Step '{spot.key}': the inputs given to {step.workflow_ref} do not match "
+                f"its inputs schema: {problem}."
+            )
+            return None, verdicts.error("ERR_VALIDATION_INPUT", message, path)
+    return inputs, None
+
+
+def _child_ended(
     workflow: Workflow,
     state: RunState,
-    step: Step,
-    field: str,
-    error: ExpressionError,
+    child: Frame,
+    path: str,
+    result: Any,
+    error: Any,
     at: str,
 ) -> Outcome:
-    failure = verdicts.error("ERR_EXPRESSION", f"Step '{step.id}' {field}: {error}", step.id)
-    record = state.steps.get(step.id) or _visit(state, step.id, at, status=FAILED)
-    return step_failed(workflow, state, step, record, failure, at)
+    """One iteration, branch or sub-workflow finished (error None) or failed."""
+    owner = child.owner
+    spot = spot_of(workflow, state, child.parent, owner)
+    record = state.steps[owner]
+    progress = record.progress
+    results = progress["results"]
+    if isinstance(results, list):
+        results = [*results[: child.index], result, *results[child.index + 1 :]]
+    elif isinstance(results, dict):
+        branch_id = path[len(owner) + 1 :]
+        results = {**results, branch_id: result} if error is None else results
+    else:
+        results = result
+    failures = progress["failures"]
+    if error is not None:
+        failures = [*failures, {"child": path, "error": error}]
+    state = _put_progress(
+        state, owner, active=progress["active"] - 1, results=results, failures=failures
+    )
+    if progress.get("opening"):
+        return state, ()  # the loop that opened this child carries on
+    if error is not None and _fail_fast(spot.step):
+        return _maybe_finish(workflow, state, spot, at)
+    return _open_children(workflow, state, spot, at)
+
+
+def _fail_fast(step: Step) -> bool:
+    return isinstance(step, WorkflowStep) or (isinstance(step, ForeachStep) and step.fail_fast)
+
+
+def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Outcome:
+    """Settle the container once every child has ended (or one failed, when it fails fast)."""
+    record = state.steps[spot.key]
+    progress = record.progress
+    failures = progress["failures"]
+    done = progress["active"] == 0 and progress["opened"] >= progress["total"]
+    if failures and _fail_fast(spot.step):
+        opened = [path for path, frame in state.frames.items() if frame.owner == spot.key]
+        state = _abandon_frames(
+            state, lambda path: any(_within(state, path, top) for top in opened), at
+        )
+    elif not done:
+        return state, ()
+    record = attrs.evolve(state.steps[spot.key], progress=None)
+    if failures:
+        return step_failed(workflow, state, spot, record, _container_error(spot, failures), at)
+    outputs = progress["results"]
+    step = spot.step
+    assert isinstance(step, ForeachStep | ParallelStep | WorkflowStep)
+    if step.outputs_schema is not None:
+        problem = json_schema.problem(step.outputs_schema, outputs, "outputs")
+        if problem is not None:
+            message = f"Step '{spot.key}' outputs do not match its outputs schema: {problem}"
+            failure = verdicts.error("ERR_STEP_OUTPUT_INVALID", message, spot.key)
+            return step_failed(workflow, state, spot, record, failure, at)
+    record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=at)
+    return after(workflow, put(state, spot.key, record), spot, None, at)
+
+
+def _within(state: RunState, path: str, frame: str) -> bool:
+    """Whether frame `path` is `frame` or was opened inside it."""
+    while path:
+        if path == frame:
+            return True
+        path = state.frames[path].parent if path in state.frames else ""
+    return False
+
+
+def _container_error(spot: Spot, failures: list[dict[str, Any]]) -> dict[str, Any]:
+    first = failures[0]["error"] or {}
+    if isinstance(spot.step, WorkflowStep):
+        message = f"Step '{spot.key}': the sub-workflow failed: {first.get('message')}"
+        return verdicts.error(first.get("code", "ERR_STEP_FAILED"), message, spot.key, first)
+    names = ", ".join(failure["child"] for failure in failures)
+    message = f"Step '{spot.key}': {len(failures)} failed ({names}); first: {first.get('message')}"
+    details = [{"child": f["child"], "error": f["error"]} for f in failures]
+    return verdicts.error(first.get("code", "ERR_STEP_FAILED"), message, spot.key, details)
+
+
+def _put_progress(state: RunState, key: str, **changes: Any) -> RunState:
+    record = state.steps[key]
+    return put(state, key, attrs.evolve(record, progress={**record.progress, **changes}))
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "an object"
 
 
 # --- small pieces --------------------------------------------------------------------------
 
 
-def put(state: RunState, step_id: str, record: StepRecord) -> RunState:
-    return attrs.evolve(state, steps={**state.steps, step_id: record})
+def put(state: RunState, key: str, record: StepRecord) -> RunState:
+    return attrs.evolve(state, steps={**state.steps, key: record})
 
 
-def expression_context(state: RunState, event_input: Any) -> dict[str, Any]:
-    steps = {
-        step_id: {"outputs": record.outputs, "status": record.status, "error": record.error}
-        for step_id, record in state.steps.items()
-    }
-    return {"inputs": state.inputs, "steps": steps, "event": event_input}
+def expression_context(
+    workflow: Workflow, state: RunState, frame: str, event_input: Any
+) -> dict[str, Any]:
+    """What expressions in `frame` read: its own steps, the steps of the frames around it
+    (up to a sub-workflow's edge), the nearest foreach item, and the inputs."""
+    steps: dict[str, Any] = {}
+    inputs = state.inputs
+    context: dict[str, Any] = {"event": event_input}
+    path = frame
+    while True:
+        opened = state.frames[path] if path else None
+        scope = workflow.scopes[opened.scope if opened else ""]
+        prefix = opened.prefix if opened else ""
+        for step in scope.steps:
+            record = state.steps.get(prefix + step.id)
+            if record is not None and step.id not in steps:
+                steps[step.id] = {
+                    "outputs": record.outputs,
+                    "status": record.status,
+                    "error": record.error,
+                }
+        if opened is None:
+            break
+        if scope.isolated:
+            inputs = opened.inputs
+            break
+        if opened.item_index is not None and "item" not in context:
+            context["item"] = opened.item
+            context["item_index"] = opened.item_index
+        path = opened.parent
+    context["inputs"] = inputs
+    context["steps"] = steps
+    return context
 
 
 def _true(condition: Node, context: dict[str, Any]) -> bool:

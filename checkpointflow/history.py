@@ -14,9 +14,11 @@ from typing import Any
 
 from checkpointflow import document, json_schema, store
 from checkpointflow.cache import DiskCache
-from checkpointflow.errors import InternalFailure, PersistenceFailure
+from checkpointflow.checks import Problem
+from checkpointflow.composition import Fetch, Parse, Tree, load_tree
+from checkpointflow.errors import InternalFailure, PersistenceFailure, ValidationFailure
 from checkpointflow.interpreter import advance
-from checkpointflow.model import Workflow, build_workflow
+from checkpointflow.model import Workflow
 from checkpointflow.state import (
     Event,
     RunRetried,
@@ -25,6 +27,8 @@ from checkpointflow.state import (
     event_from_record,
     state_from_json,
 )
+
+REFS_FILE = "refs.json"
 
 
 def open_root() -> Path:
@@ -39,22 +43,91 @@ def prepare(root: Path) -> None:
     json_schema.use_code_cache(DiskCache(root / "cache" / "schemas", ".py"))
 
 
-def load_workflow_file(root: Path, path: str) -> tuple[Workflow, bytes]:
+def load_workflow_file(root: Path, path: str) -> tuple[Tree, bytes]:
+    """A workflow file with every sub-workflow it references (relative to the file)."""
     data = document.read_document(path)
-    return workflow_from_bytes(root, data, path), data
+    return load_tree(data, path, _parser(root), _fetch_file), data
 
 
-def workflow_from_bytes(root: Path, data: bytes, source: str) -> Workflow:
+def workflow_from_bytes(
+    root: Path, data: bytes, source: str, folder: store.RunFolder | None = None
+) -> Workflow:
+    """A checked document (reusing earlier checks), with its sub-workflows taken from the
+    run folder's copies; without a folder it may reference none."""
+    fetch = _fetch_from(folder) if folder is not None else _fetch_nothing
+    return load_tree(data, source, _parser(root), fetch).workflow
+
+
+def _parser(root: Path) -> Parse:
     """Parse and check a document, reusing the result for bytes checked before."""
     cache = DiskCache(root / "cache" / "documents", ".json")
-    key = hashlib.sha256(data).hexdigest()
-    cached = cache.load(key)
-    if cached is not None:
-        return build_workflow(json.loads(cached))
-    parsed = document.parse_yaml(data, source)
-    document.raise_problems(document.find_problems(parsed), source)
-    cache.save(key, json.dumps(parsed))
-    return build_workflow(parsed)
+
+    def parse(data: bytes, source: str) -> tuple[dict[str, Any], list[Problem]]:
+        key = hashlib.sha256(data).hexdigest()
+        cached = cache.load(key)
+        if cached is not None:
+            return json.loads(cached), []
+        parsed = document.parse_yaml(data, source)
+        problems = document.find_problems(parsed)
+        if not problems:
+            cache.save(key, json.dumps(parsed))
+        return parsed, problems
+
+    return parse
+
+
+def _fetch_file(source: str, sha: str, ref: str) -> tuple[bytes, str]:
+    path = Path(source).parent / ref
+    return document.read_document(str(path)), str(path)
+
+
+def _fetch_nothing(source: str, sha: str, ref: str) -> tuple[bytes, str]:
+    raise ValidationFailure("ERR_VALIDATION_WORKFLOW", "sub-workflows cannot be loaded here")
+
+
+def _fetch_from(folder: store.RunFolder) -> Fetch:
+    """Sub-workflows from the run's own copies (workflows/refs.json names them)."""
+    kept = folder.path / "workflows"
+    try:
+        refs = json.loads((kept / REFS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        refs = {}
+
+    def fetch(source: str, sha: str, ref: str) -> tuple[bytes, str]:
+        child = refs.get(sha, {}).get(ref) if isinstance(refs, dict) else None
+        path = kept / f"{child}.yaml"
+        try:
+            if not isinstance(child, str):
+                raise FileNotFoundError
+            data = path.read_bytes()
+        except OSError:
+            raise ValidationFailure(
+                "ERR_PERSISTENCE",
+                f"the run folder {folder.path} has no copy of it (workflows/{REFS_FILE})",
+            ) from None
+        return data, str(path)
+
+    return fetch
+
+
+def keep_sub_workflows(folder: store.RunFolder, tree: Tree) -> None:
+    """Copy every referenced document into the run folder, so the run never reads the
+    originals again (workflows/<sha256>.yaml, named by workflows/refs.json)."""
+    if not tree.documents:
+        return
+    kept = folder.path / "workflows"
+    with store.persisting(kept):
+        kept.mkdir(exist_ok=True)
+        for sha, data in tree.documents.items():
+            if not (kept / f"{sha}.yaml").exists():
+                store.write_file_atomically(kept / f"{sha}.yaml", data)
+        try:
+            refs = json.loads((kept / REFS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            refs = {}
+        refs.update(tree.refs)
+        text = json.dumps(refs, indent=2, sort_keys=True) + "\n"
+        store.write_file_atomically(kept / REFS_FILE, text.encode())
 
 
 def snapshot_workflow(root: Path, folder: store.RunFolder, sha: str | None = None) -> Workflow:
@@ -74,7 +147,7 @@ def snapshot_workflow(root: Path, folder: store.RunFolder, sha: str | None = Non
             "ERR_PERSISTENCE",
             f"The run's workflow snapshot with hash {sha[:12]} is missing from {folder.path}.",
         )
-    return workflow_from_bytes(root, data, str(path))
+    return workflow_from_bytes(root, data, str(path), folder)
 
 
 def fold(

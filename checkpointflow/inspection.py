@@ -162,8 +162,8 @@ def step_results(
 
 def _kind(workflow: Workflow, step_id: str) -> str:
     """A step's kind; a step a retry's edited workflow removed reads as `removed`."""
-    position = workflow.positions.get(step_id)
-    return workflow.steps[position].kind if position is not None else "removed"
+    step = workflow.step_at(step_id)
+    return step.kind if step is not None else "removed"
 
 
 def _sha_for(event: Any, state: RunState | None) -> str | None:

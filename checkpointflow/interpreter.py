@@ -27,12 +27,19 @@ import attrs
 from checkpointflow import json_schema, verdicts
 from checkpointflow.errors import InternalFailure, RuntimeFailure, ValidationFailure
 from checkpointflow.flow import (
+    MAIN,
     after,
     enter,
+    frame_is_open,
+    placed,
     put,
     retry_or_fail,
+    settle_status,
+    spot_of,
+    start,
     step_failed,
     wait_token,
+    without_wait,
 )
 from checkpointflow.model import (
     ApiStep,
@@ -44,6 +51,7 @@ from checkpointflow.state import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    FINISHED,
     RUNNING,
     WAITING,
     Attempt,
@@ -75,16 +83,18 @@ def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome
     if state is None:
         raise InternalFailure("ERR_INTERNAL", "the first event of a run must be run_started")
     if isinstance(event, StepFinished | ResponseReceived):
-        return _attempt_finished(workflow, state, event)
-    if isinstance(event, EventReceived):
-        return _event_received(workflow, state, event)
-    if isinstance(event, WaitExpired):
-        return _wait_expired(workflow, state, event)
-    if isinstance(event, RunRecovered):
-        return _recovered(workflow, state, event)
-    if isinstance(event, RunRetried):
-        return _retried(workflow, state, event)
-    return _cancelled(state, event)
+        state, effects = _attempt_finished(workflow, state, event)
+    elif isinstance(event, EventReceived):
+        state, effects = _event_received(workflow, state, event)
+    elif isinstance(event, WaitExpired):
+        state, effects = _wait_expired(workflow, state, event)
+    elif isinstance(event, RunRecovered):
+        state, effects = _recovered(workflow, state, event)
+    elif isinstance(event, RunRetried):
+        state, effects = _retried(workflow, state, event)
+    else:
+        state, effects = _cancelled(state, event)
+    return settle_status(state), effects
 
 
 def replay(workflow: Workflow, events: Iterable[Event], state: RunState | None = None) -> RunState:
@@ -97,8 +107,19 @@ def replay(workflow: Workflow, events: Iterable[Event], state: RunState | None =
 
 
 def wait_deadline(state: RunState) -> str | None:
-    """When the pending wait times out, if it has a timeout."""
-    return (state.wait or {}).get("deadline") if state.status == WAITING else None
+    """When the first pending wait times out, if any has a timeout."""
+    deadlines = [w["deadline"] for w in state.waits if w.get("deadline")]
+    return min(deadlines, key=to_millis) if deadlines and state.status not in FINISHED else None
+
+
+def overdue_waits(state: RunState, at: str) -> list[str]:
+    """Keys of the waits whose deadline has passed at `at`, earliest first."""
+    if state.status in FINISHED:
+        return []
+    due = [
+        w for w in state.waits if w.get("deadline") and to_millis(w["deadline"]) <= to_millis(at)
+    ]
+    return [w["wait_id"] for w in sorted(due, key=lambda w: to_millis(w["deadline"]))]
 
 
 # --- events -------------------------------------------------------------------------------
@@ -127,7 +148,8 @@ def _start(workflow: Workflow, event: RunStarted) -> Outcome:
         seq=1,
         secret=event.secret,
     )
-    return enter(workflow, state, 0, event.at)
+    state, effects = start(workflow, state, event.at)
+    return settle_status(state), effects
 
 
 def _tick(state: RunState, at: str) -> RunState:
@@ -139,33 +161,38 @@ def _attempt_finished(
 ) -> Outcome:
     """Judge a command's or request's outcome: go on, retry, or settle the failure."""
     record = state.steps.get(event.step_id)
-    if (
-        state.status != RUNNING
-        or state.current_step_id != event.step_id
-        or record is None
-        or record.executions != event.attempt
-    ):
+    frame = state.in_flight.get(event.step_id)
+    if frame is None or record is None or record.executions != event.attempt:
         raise InternalFailure(
             "ERR_INTERNAL", f"an outcome for {event.step_id} #{event.attempt} was not expected"
         )
     state = _tick(state, event.at)
-    step = workflow.step(event.step_id)
+    state = attrs.evolve(
+        state, in_flight={k: v for k, v in state.in_flight.items() if k != event.step_id}
+    )
+    live = frame_is_open(state, frame) and record.status == RUNNING
+    step = workflow.step_at(event.step_id) if not live else None
+    spot = spot_of(workflow, state, frame, event.step_id) if live else None
+    step = spot.step if spot is not None else step
     if isinstance(step, CliStep) and isinstance(event, StepFinished):
-        error = verdicts.command_error(step, event)
+        error = verdicts.command_error(placed(step, event.step_id), event)
         outputs = event.output
         attempt = _attempt(event, event.exit_code, event.timed_out, event.stdout, event.stderr)
     elif isinstance(step, ApiStep) and isinstance(event, ResponseReceived):
-        error = verdicts.response_error(step, event)
+        error = verdicts.response_error(placed(step, event.step_id), event)
         outputs = {"status": event.status, "headers": event.headers, "body": event.body}
         attempt = _attempt(event, None, event.failure_code == "ERR_TIMEOUT", event.body_file, "")
         attempt = attrs.evolve(attempt, http_status=event.status)
     else:
-        raise InternalFailure("ERR_INTERNAL", f"{type(event).__name__} for a {step.kind} step")
+        kind = step.kind if step is not None else "removed"
+        raise InternalFailure("ERR_INTERNAL", f"{type(event).__name__} for a {kind} step")
     record = attrs.evolve(record, attempts=(*record.attempts, attrs.evolve(attempt, error=error)))
+    if spot is None:  # the step's frame was closed while it ran: only record what happened
+        return put(state, event.step_id, record), ()
     if error is None:
         record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=event.at)
-        return after(workflow, put(state, step.id, record), step, None, event.at)
-    return retry_or_fail(workflow, state, step, record, error, event.at)
+        return after(workflow, put(state, spot.key, record), spot, None, event.at)
+    return retry_or_fail(workflow, state, spot, record, error, event.at)
 
 
 def _attempt(
@@ -188,15 +215,7 @@ def _attempt(
 
 
 def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -> Outcome:
-    if event.token is not None and (state.wait or {}).get("token") != event.token:
-        raise ValidationFailure(
-            "ERR_STALE_WAIT",
-            f"Token {event.token[:64]!r} is not the token of the wait run {state.run_id} has "
-            "pending (that wait was already answered, or the token belongs to another run). "
-            "Nothing was changed; `cpf status` shows the current wait and its token.",
-            step_id=state.current_step_id,
-        )
-    wait = _pending_wait(state)
+    wait = _chosen_wait(state, event)
     allowed = wait.get("audience_actors")
     if allowed and event.actor not in allowed:
         raise ValidationFailure(
@@ -205,89 +224,133 @@ def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -
             f"from {event.actor!r}. Resume with --actor set to one of them (or CPF_ACTOR).",
             step_id=wait["step_id"],
         )
-    if event.event_name != wait["event_name"]:
-        raise RuntimeFailure(
-            "ERR_RESUME_EVENT_MISMATCH",
-            f"Run {state.run_id} waits for event '{wait['event_name']}' at step "
-            f"'{wait['step_id']}', not '{event.event_name}'. Resume with "
-            f"--event {wait['event_name']}.",
-            step_id=wait["step_id"],
-        )
-    step = workflow.step(wait["step_id"])
+    spot = spot_of(workflow, state, wait["frame"], wait["wait_id"])
+    step = spot.step
     assert isinstance(step, AwaitEventStep)
     payload, problem = json_schema.checked(step.input_schema, event.input, "event")
     if problem is not None:
         raise ValidationFailure(
             "ERR_VALIDATION_EVENT_INPUT",
-            f"The event input does not match the input_schema of step '{step.id}': {problem}. "
-            "The run is still waiting; resume again with corrected input.",
-            step_id=step.id,
+            f"The event input does not match the input_schema of step '{spot.key}': "
+            f"{problem}. The run is still waiting; resume again with corrected input.",
+            step_id=spot.key,
             details={"input_schema": step.input_schema},
         )
-    state = _tick(state, event.at)
+    state = without_wait(_tick(state, event.at), spot.key)
     record = attrs.evolve(
-        state.steps[step.id], status=COMPLETED, outputs=payload, finished_at=event.at
+        state.steps[spot.key], status=COMPLETED, outputs=payload, finished_at=event.at
     )
-    state = attrs.evolve(put(state, step.id, record), status=RUNNING, wait=None)
-    return after(workflow, state, step, payload, event.at)
+    state = attrs.evolve(put(state, spot.key, record), status=RUNNING)
+    return after(workflow, state, spot, payload, event.at)
 
 
-def _pending_wait(state: RunState) -> dict[str, Any]:
-    if state.status != WAITING or state.wait is None:
+def _chosen_wait(state: RunState, event: EventReceived) -> dict[str, Any]:
+    """The pending wait an event answers: by token, by wait id, else by event name."""
+    waits = list(state.waits if state.status not in FINISHED else ())
+    if event.token is not None:
+        waits = [wait for wait in waits if wait.get("token") == event.token]
+        if not waits:
+            raise ValidationFailure(
+                "ERR_STALE_WAIT",
+                f"Token {event.token[:64]!r} is not the token of a wait run {state.run_id} "
+                "has pending (that wait was already answered, or the token belongs to "
+                "another run). Nothing was changed; `cpf status` shows the current waits "
+                "and their tokens.",
+                step_id=state.current_step_id,
+            )
+    waits = [wait for wait in waits if wait in _pending_waits(state)]
+    if event.wait_id is not None:
+        waits = [wait for wait in waits if wait["wait_id"] == event.wait_id]
+        if not waits:
+            raise RuntimeFailure(
+                "ERR_RESUME_EVENT_MISMATCH",
+                f"Run {state.run_id} has no pending wait '{event.wait_id[:200]}'; its waits: "
+                f"{_describe(_pending_waits(state))}.",
+                step_id=state.current_step_id,
+            )
+    matching = [wait for wait in waits if wait["event_name"] == event.event_name]
+    if not matching:
+        first = waits[0]
+        raise RuntimeFailure(
+            "ERR_RESUME_EVENT_MISMATCH",
+            f"Run {state.run_id} waits for event '{first['event_name']}' at step "
+            f"'{first['step_id']}', not '{event.event_name}'. Resume with "
+            f"--event {first['event_name']}"
+            + (f" (all waits: {_describe(waits)})." if len(waits) > 1 else "."),
+            step_id=first["step_id"],
+        )
+    if len(matching) > 1:
+        raise RuntimeFailure(
+            "ERR_WAIT_AMBIGUOUS",
+            f"{len(matching)} waits of run {state.run_id} take event '{event.event_name}': "
+            f"{', '.join(w['wait_id'] for w in matching)}. Resume with --wait-id naming one "
+            "of them.",
+            step_id=matching[0]["step_id"],
+        )
+    chosen: dict[str, Any] = matching[0]
+    return chosen
+
+
+def _describe(waits: Iterable[dict[str, Any]]) -> str:
+    return ", ".join(f"{w['wait_id']} ({w['event_name']})" for w in waits)
+
+
+def _pending_waits(state: RunState) -> tuple[dict[str, Any], ...]:
+    if state.status in FINISHED or not state.waits:
         raise RuntimeFailure(
             "ERR_RUN_NOT_WAITING",
             f"Run {state.run_id} is {state.status}, not waiting for an event; nothing to resume.",
             step_id=state.current_step_id,
         )
-    wait: dict[str, Any] = state.wait
-    return wait
+    return state.waits
 
 
 def _wait_expired(workflow: Workflow, state: RunState, event: WaitExpired) -> Outcome:
-    """Nobody answered in time: follow on_timeout, else on_error, else fail the run."""
-    wait = _pending_wait(state)
-    deadline = wait.get("deadline")
-    if (
-        wait["step_id"] != event.step_id
-        or deadline is None
-        or to_millis(event.at) < to_millis(deadline)
-    ):
+    """Nobody answered in time: follow on_timeout, else on_error, else fail the frame."""
+    waits = [w for w in _pending_waits(state) if w["wait_id"] == event.step_id]
+    deadline = waits[0].get("deadline") if waits else None
+    if deadline is None or to_millis(event.at) < to_millis(deadline):
         raise InternalFailure("ERR_INTERNAL", f"wait_expired for {event.step_id} is not due")
-    step = workflow.step(event.step_id)
+    spot = spot_of(workflow, state, waits[0]["frame"], event.step_id)
+    step = spot.step
     assert isinstance(step, AwaitEventStep)
-    state = attrs.evolve(_tick(state, event.at), status=RUNNING, wait=None)
+    state = attrs.evolve(without_wait(_tick(state, event.at), spot.key), status=RUNNING)
     error = verdicts.error(
         "ERR_TIMEOUT",
-        f"Step '{step.id}' waited {step.timeout_seconds or 0:g}s for event "
+        f"Step '{spot.key}' waited {step.timeout_seconds or 0:g}s for event "
         f"'{step.event_name}' and nobody answered (deadline {deadline}).",
-        step.id,
+        spot.key,
     )
-    record = attrs.evolve(state.steps[step.id], status=FAILED, error=error, finished_at=event.at)
+    record = attrs.evolve(state.steps[spot.key], status=FAILED, error=error, finished_at=event.at)
     if step.on_timeout is not None:
-        state = put(state, step.id, record)
-        return enter(workflow, state, workflow.positions[step.on_timeout], event.at)
-    return step_failed(workflow, state, step, record, error, event.at)
+        state = put(state, spot.key, record)
+        scope = workflow.scopes[state.frames[spot.frame].scope if spot.frame else ""]
+        return enter(workflow, state, spot.frame, scope.positions[step.on_timeout], event.at)
+    return step_failed(workflow, state, spot, record, error, event.at)
 
 
 def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outcome:
-    """Settle the attempt a dead process left in flight: retry it if allowed, else fail."""
-    record = state.steps.get(state.current_step_id or "")
-    if state.status != RUNNING or record is None or record.status != RUNNING:
+    """Settle an attempt a dead process left in flight: retry it if allowed, else fail."""
+    if state.status in FINISHED or not state.in_flight:
         raise RuntimeFailure(
             "ERR_RUN_NOT_INTERRUPTED",
             f"Run {state.run_id} is {state.status}; recover only settles a run whose "
             "process stopped while a step was running.",
             step_id=state.current_step_id,
         )
-    if (event.step_id, event.attempt) != (state.current_step_id, record.executions):
-        raise InternalFailure("ERR_INTERNAL", "run_recovered does not name the step in flight")
-    step = workflow.step(event.step_id)
+    record = state.steps.get(event.step_id)
+    frame = state.in_flight.get(event.step_id)
+    if frame is None or record is None or record.executions != event.attempt:
+        raise InternalFailure("ERR_INTERNAL", "run_recovered does not name a step in flight")
     state = _tick(state, event.at)
+    state = attrs.evolve(
+        state, in_flight={k: v for k, v in state.in_flight.items() if k != event.step_id}
+    )
     error = verdicts.error(
         "ERR_INTERRUPTED",
-        f"Step '{step.id}' was interrupted: the cpf process running attempt {event.attempt} "
-        "stopped before the step finished, so its outcome is unknown.",
-        step.id,
+        f"Step '{event.step_id}' was interrupted: the cpf process running attempt "
+        f"{event.attempt} stopped before the step finished, so its outcome is unknown.",
+        event.step_id,
         {"attempt": event.attempt, "stdout": event.stdout, "stderr": event.stderr},
     )
     attempt = Attempt(
@@ -301,7 +364,10 @@ def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outc
         finished_at=event.at,
     )
     record = attrs.evolve(record, attempts=(*record.attempts, attempt))
-    return retry_or_fail(workflow, state, step, record, error, event.at)
+    if not frame_is_open(state, frame) or record.status != RUNNING:
+        return put(state, event.step_id, record), ()
+    spot = spot_of(workflow, state, frame, event.step_id)
+    return retry_or_fail(workflow, state, spot, record, error, event.at)
 
 
 def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
@@ -321,10 +387,18 @@ def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
             f"Run {state.run_id} has no step {target!r} to retry from (steps: {known}).",
             step_id=target,
         )
-    state = attrs.evolve(_tick(state, event.at), status=RUNNING, error=None, result=None)
+    state = attrs.evolve(
+        _tick(state, event.at),
+        status=RUNNING,
+        error=None,
+        result=None,
+        frames={},
+        waits=(),
+        in_flight={},
+    )
     if event.workflow_sha256 is not None:
         state = attrs.evolve(state, workflow_sha256=event.workflow_sha256)
-    return enter(workflow, state, workflow.positions[target], event.at)
+    return enter(workflow, state, MAIN, workflow.positions[target], event.at)
 
 
 def _cancelled(state: RunState, event: RunCancelled) -> Outcome:
@@ -336,9 +410,20 @@ def _cancelled(state: RunState, event: RunCancelled) -> Outcome:
             step_id=state.current_step_id,
         )
     state = _tick(state, event.at)
-    if state.current_step_id is not None:
-        record = state.steps[state.current_step_id]
-        if record.status in (WAITING, RUNNING):
-            record = attrs.evolve(record, status=CANCELLED, finished_at=event.at)
-            state = put(state, state.current_step_id, record)
-    return attrs.evolve(state, status=CANCELLED, wait=None, cancel_reason=event.reason), ()
+    active = [state.current_step_id, *state.in_flight, *(w["wait_id"] for w in state.waits)]
+    active += [frame.current for frame in state.frames.values()]
+    steps = dict(state.steps)
+    for key in active:
+        record = steps.get(key) if key else None
+        if record is not None and record.status in (WAITING, RUNNING):
+            steps[key] = attrs.evolve(record, status=CANCELLED, finished_at=event.at)
+    return attrs.evolve(
+        state,
+        steps=steps,
+        status=CANCELLED,
+        wait=None,
+        waits=(),
+        in_flight={},
+        frames={},
+        cancel_reason=event.reason,
+    ), ()

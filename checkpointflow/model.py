@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -96,8 +98,121 @@ class ApiStep(Step):
 
 
 @attrs.frozen(kw_only=True)
-class PlannedStep(Step):
-    """A step kind the schema knows but this version cannot run yet."""
+class WorkflowStep(Step):
+    """Run another workflow document as one step; its result becomes the step's outputs."""
+
+    workflow_ref: str
+    workflow: Workflow
+    inputs: JSON = None  # a template mapping, rendered when the step starts
+    outputs_schema: JSON = None
+
+
+@attrs.frozen(kw_only=True)
+class ForeachStep(Step):
+    """Run `body` (or the workflow `workflow_ref` names) once per item of a list."""
+
+    items: Node
+    body: tuple[Step, ...] = ()
+    workflow_ref: str | None = None
+    workflow: Workflow | None = None
+    inputs: JSON = None  # for a workflow_ref: its inputs, rendered per item
+    concurrency: int = 1
+    fail_fast: bool = True
+    outputs_schema: JSON = None
+
+
+@attrs.frozen
+class Branch:
+    """One branch of a parallel step: inline `steps` (from the first, or from `start_at`
+    among them), or, without steps, the enclosing list's steps from `start_at`, following
+    transitions only."""
+
+    id: str
+    start_at: str | None = None
+    steps: tuple[Step, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class ParallelStep(Step):
+    branches: tuple[Branch, ...]
+    max_concurrency: int | None = None
+    outputs_schema: JSON = None
+
+
+CONTAINER_KINDS = frozenset({"foreach", "parallel", "workflow"})
+
+
+@attrs.frozen
+class Scope:
+    """One list of steps and where it lives: the run's own steps (name ""), a foreach body,
+    a parallel branch or a sub-workflow. Step keys inside it start with `name` + "."."""
+
+    name: str
+    steps: tuple[Step, ...]
+    workflow: Workflow  # the document the steps belong to (shell default, outputs)
+    isolated: bool  # a sub-workflow sees only its own inputs and steps
+    parent: str | None  # the scope whose steps stay visible here (None when isolated)
+
+    positions: dict[str, int] = attrs.field(init=False, eq=False, repr=False)
+    following: tuple[int, ...] = attrs.field(init=False, eq=False, repr=False)
+    first: int = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        positions = {step.id: index for index, step in enumerate(self.steps)}
+        owned = branch_owned(self.steps)
+        following, next_free = [], len(self.steps)
+        for index in range(len(self.steps) - 1, -1, -1):
+            following.append(next_free)
+            if self.steps[index].id not in owned:
+                next_free = index
+        object.__setattr__(self, "positions", positions)
+        object.__setattr__(self, "following", tuple(reversed(following)))
+        object.__setattr__(self, "first", next_free)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}." if self.name else ""
+
+    def step(self, step_id: str) -> Step:
+        return self.steps[self.positions[step_id]]
+
+
+def branch_owned(steps: tuple[Step, ...]) -> frozenset[str]:
+    """Ids of the steps that `start_at` branches run: the start and whatever it jumps to.
+    The list order skips them; only their branch runs them."""
+    owned: set[str] = set()
+    for step in steps:
+        if isinstance(step, ParallelStep):
+            for branch in step.branches:
+                if branch.start_at is not None and not branch.steps:
+                    owned |= reachable(steps, branch.start_at)
+    return frozenset(owned)
+
+
+def reachable(steps: tuple[Step, ...], start: str) -> set[str]:
+    """The step `start` and every step its jumps lead to, within one list."""
+    by_id = {step.id: step for step in steps}
+    seen: set[str] = set()
+    pending = [start]
+    while pending:
+        step_id = pending.pop()
+        if step_id in seen or step_id not in by_id:
+            continue
+        seen.add(step_id)
+        pending.extend(jump_targets(by_id[step_id]))
+    return seen
+
+
+def jump_targets(step: Step) -> list[str]:
+    targets = [transition.next for transition in step.transitions]
+    if isinstance(step, SwitchStep):
+        targets += [case.next for case in step.cases]
+        targets += [step.default] if step.default else []
+    if isinstance(step, AwaitEventStep) and step.on_timeout:
+        targets.append(step.on_timeout)
+    if step.on_error:
+        targets.append(step.on_error)
+    return targets
 
 
 @attrs.frozen
@@ -112,29 +227,71 @@ class Workflow:
     outputs: tuple[tuple[str, Node], ...] | None = None  # `from:` of each workflow output
 
     positions: dict[str, int] = attrs.field(init=False, eq=False, repr=False)
+    scopes: dict[str, Scope] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         positions = {step.id: index for index, step in enumerate(self.steps)}
         object.__setattr__(self, "positions", positions)
+        scopes: dict[str, Scope] = {}
+        _add_scopes(scopes, Scope("", self.steps, self, isolated=True, parent=None))
+        object.__setattr__(self, "scopes", scopes)
 
     def step(self, step_id: str) -> Step:
         return self.steps[self.positions[step_id]]
+
+    def step_at(self, key: str) -> Step | None:
+        """The step a step key names (`deploy_all[2].confirm`), if the workflow has it."""
+        scope_name, _, step_id = re.sub(r"\[\d+\]", "", key).rpartition(".")
+        scope = self.scopes.get(scope_name)
+        if scope is None or step_id not in scope.positions:
+            return None
+        return scope.step(step_id)
+
+
+def _add_scopes(scopes: dict[str, Scope], scope: Scope) -> None:
+    scopes[scope.name] = scope
+    for step in scope.steps:
+        name = scope.prefix + step.id
+        if isinstance(step, ForeachStep):
+            if step.workflow is not None:
+                _add_scopes(scopes, Scope(name, step.workflow.steps, step.workflow, True, None))
+            else:
+                _add_scopes(scopes, Scope(name, step.body, scope.workflow, False, scope.name))
+        elif isinstance(step, WorkflowStep):
+            _add_scopes(scopes, Scope(name, step.workflow.steps, step.workflow, True, None))
+        elif isinstance(step, ParallelStep):
+            for branch in step.branches:
+                if branch.steps:
+                    inner = Scope(
+                        f"{name}.{branch.id}", branch.steps, scope.workflow, False, scope.name
+                    )
+                    _add_scopes(scopes, inner)
 
 
 # --- building the model from a checked document --------------------------------------------
 
 
-def build_workflow(document: dict[str, Any]) -> Workflow:
-    """The immutable model of a document that `document.find_problems` found no fault in."""
+Resolve = Callable[[str], "Workflow"]
+
+
+def build_workflow(
+    document: dict[str, Any], subworkflows: Mapping[str, Workflow] | None = None
+) -> Workflow:
+    """The immutable model of a document that `document.find_problems` found no fault in.
+
+    `subworkflows` holds the workflow each `workflow_ref` of this document names, by the
+    reference as written.
+    """
     spec = document["workflow"]
     outputs = spec.get("outputs")
+    resolve = _resolver(subworkflows or {})
     return Workflow(
         id=spec["id"],
         name=spec.get("name"),
         version=None if spec.get("version") is None else str(spec["version"]),
         description=spec.get("description"),
         inputs_schema=spec.get("inputs"),
-        steps=tuple(_build_step(step) for step in spec["steps"]),
+        steps=tuple(_build_step(step, resolve) for step in spec["steps"]),
         default_shell=spec.get("defaults", {}).get("shell"),
         outputs=None
         if outputs is None
@@ -152,7 +309,16 @@ def _transitions(entries: list[dict[str, Any]]) -> tuple[Transition, ...]:
     )
 
 
-def _build_step(spec: dict[str, Any]) -> Step:
+def _resolver(subworkflows: Mapping[str, Workflow]) -> Resolve:
+    def resolve(ref: str) -> Workflow:
+        if ref not in subworkflows:
+            raise KeyError(f"workflow_ref {ref!r} was not loaded")
+        return subworkflows[ref]
+
+    return resolve
+
+
+def _build_step(spec: dict[str, Any], resolve: Resolve) -> Step:
     common: dict[str, Any] = {
         "id": spec["id"],
         "kind": spec["kind"],
@@ -164,8 +330,54 @@ def _build_step(spec: dict[str, Any]) -> Step:
         "retry": Retry(**spec.get("retry", {})),
         "on_error": spec.get("on_error", {}).get("next"),
     }
-    builder = _BUILDERS.get(spec["kind"])
-    return builder(spec, common) if builder else PlannedStep(**common)
+    kind = spec["kind"]
+    if kind == "foreach":
+        return _foreach(spec, common, resolve)
+    if kind == "parallel":
+        return _parallel(spec, common, resolve)
+    if kind == "workflow":
+        ref = spec["workflow_ref"]
+        return WorkflowStep(
+            **common, workflow_ref=ref, workflow=resolve(ref), inputs=spec.get("inputs")
+        )
+    return _BUILDERS[kind](spec, common)
+
+
+def _foreach(spec: dict[str, Any], common: dict[str, Any], resolve: Resolve) -> Step:
+    ref = spec.get("workflow_ref")
+    return ForeachStep(
+        **common,
+        items=parse_condition(spec["items"]),
+        body=tuple(_build_step(step, resolve) for step in spec.get("body", ())),
+        workflow_ref=ref,
+        workflow=None if ref is None else resolve(ref),
+        inputs=spec.get("inputs"),
+        concurrency=spec.get("concurrency", 1),
+        fail_fast=spec.get("fail_fast", True),
+        outputs_schema=spec.get("outputs"),
+    )
+
+
+def _parallel(spec: dict[str, Any], common: dict[str, Any], resolve: Resolve) -> Step:
+    branches = tuple(
+        Branch(
+            id=branch_id(entry, index),
+            start_at=entry.get("start_at"),
+            steps=tuple(_build_step(step, resolve) for step in entry.get("steps", ())),
+        )
+        for index, entry in enumerate(spec["branches"])
+    )
+    return ParallelStep(
+        **common,
+        branches=branches,
+        max_concurrency=spec.get("max_concurrency"),
+        outputs_schema=spec.get("outputs"),
+    )
+
+
+def branch_id(entry: dict[str, Any], index: int) -> str:
+    """A branch's name: its `id`, else its `start_at`, else its position."""
+    return str(entry.get("id") or entry.get("start_at") or f"branch_{index + 1}")
 
 
 def _cli(spec: dict[str, Any], common: dict[str, Any]) -> Step:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import TextIO
 
 from checkpointflow.state import (
@@ -28,14 +29,16 @@ class Progress:
         self.enabled = enabled
         self.color = color
         self.stream = stream
+        self.lock = threading.Lock()  # steps of parallel branches report from worker threads
 
     def _say(self, text: str, color: str = "") -> None:
         if not self.enabled:
             return
         if self.color and color:
             text = f"{color}{text}{_RESET}"
-        self.stream.write(f"cpf: {text}\n")
-        self.stream.flush()
+        with self.lock:
+            self.stream.write(f"cpf: {text}\n")
+            self.stream.flush()
 
     def step_started(self, effect: RunCommand | SendRequest) -> None:
         again = f" (#{effect.attempt})" if effect.attempt > 1 else ""
@@ -59,13 +62,13 @@ class Progress:
             self._say(f"step {event.step_id} answered HTTP {event.status} {took}", _GREEN)
 
     def run_settled(self, state: RunState) -> None:
-        if state.status == WAITING and state.wait:
-            wait = state.wait
-            self._say(
-                f"run {state.run_id} waiting for event '{wait['event_name']}' "
-                f"at step {wait['step_id']}",
-                _YELLOW,
-            )
+        if state.status == WAITING and state.waits:
+            for wait in state.waits:
+                self._say(
+                    f"run {state.run_id} waiting for event '{wait['event_name']}' "
+                    f"at step {wait['step_id']}",
+                    _YELLOW,
+                )
         elif state.status == COMPLETED:
             self._say(f"run {state.run_id} completed", _GREEN)
         else:

@@ -143,6 +143,7 @@ class EventReceived:
     at: str
     token: str | None = None  # when given, only the wait with this token may take the event
     actor: str | None = None
+    wait_id: str | None = None  # when given, only this wait (a step key) may take the event
 
 
 @attrs.frozen
@@ -242,6 +243,26 @@ class StepRecord:
     error: JSON = None
     started_at: str | None = None
     finished_at: str | None = None
+    progress: JSON = None  # a foreach or parallel step's bookkeeping while it runs
+
+
+@attrs.frozen
+class Frame:
+    """Steps running inside a container step: one foreach iteration, one parallel branch
+    or one sub-workflow. Its path names it: `deploy_all[2]`, `checks.lint`, `provision`."""
+
+    owner: str  # key of the container step that opened it
+    parent: str  # path of the frame the owner runs in ("" is the run's own steps)
+    scope: str  # which list of steps runs here (see model.Scope)
+    prefix: str  # what the keys of its steps start with
+    follow_list: bool = True  # False for start_at branches: only transitions move on
+    current: str | None = None  # key of the step it is at
+    last: str | None = None  # key of the last step that finished in it
+    status: str = "running"
+    item: JSON = None
+    item_index: int | None = None
+    inputs: JSON = None  # a sub-workflow's inputs
+    index: int = 0  # position among its owner's iterations or branches
 
 
 @attrs.frozen
@@ -263,11 +284,16 @@ class RunState:
     error: JSON = None
     cancel_reason: str | None = None
     secret: str = ""
+    waits: tuple[JSON, ...] = ()  # every pending wait; `wait` is the first of them
+    in_flight: dict[str, str] = attrs.field(factory=dict)  # step key -> frame, while it runs
+    frames: dict[str, Frame] = attrs.field(factory=dict)  # open frames by path
 
 
 def state_to_json(state: RunState) -> dict[str, Any]:
     data = attrs.asdict(state, recurse=False)
     data["steps"] = {step_id: _step_to_json(record) for step_id, record in state.steps.items()}
+    data["waits"] = list(state.waits)
+    data["frames"] = {path: attrs.asdict(frame) for path, frame in state.frames.items()}
     data["schema_version"] = STATE_SCHEMA
     return data
 
@@ -289,4 +315,6 @@ def state_from_json(data: dict[str, Any]) -> RunState:
         )
         for step_id, record in data.get("steps", {}).items()
     }
+    fields["waits"] = tuple(data.get("waits", ()))
+    fields["frames"] = {path: Frame(**frame) for path, frame in data.get("frames", {}).items()}
     return RunState(**fields)

@@ -186,7 +186,7 @@ def read_snapshot(
         )
         return None
     try:
-        return history.workflow_from_bytes(root, data, name)
+        return history.workflow_from_bytes(root, data, name, folder)
     except CpfError as error:
         problems.append(
             Problem(

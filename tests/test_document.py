@@ -20,7 +20,14 @@ from checkpointflow.document import (
 )
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.expressions import parse
-from checkpointflow.model import AwaitEventStep, CliStep, EndStep, PlannedStep, Retry, Transition
+from checkpointflow.model import (
+    AwaitEventStep,
+    CliStep,
+    EndStep,
+    ParallelStep,
+    Retry,
+    Transition,
+)
 
 HEAD = "schema_version: checkpointflow/v1\nworkflow:\n"
 
@@ -449,7 +456,7 @@ def test_build_workflow_makes_the_model() -> None:
         "      result: {r: 1}\n"
         "    - id: s\n"
         "      kind: parallel\n"
-        "      branches: []\n"
+        "      branches: [{steps: [{id: inner, kind: end}]}]\n"
     )
     wf = workflow_from_bytes(text.encode(), "wf.yaml")
     assert wf.id == "wf"
@@ -490,7 +497,7 @@ def test_build_workflow_makes_the_model() -> None:
     c = wf.step("c")
     assert isinstance(c, EndStep)
     assert c.result == {"r": 1}
-    assert isinstance(wf.step("s"), PlannedStep)
+    assert isinstance(wf.step("s"), ParallelStep)
 
 
 def test_retry_delays() -> None:

@@ -565,6 +565,8 @@ def test_await_event_waits() -> None:
     assert state.status == WAITING
     assert state.current_step_id == "approve"
     assert state.wait == {
+        "wait_id": "approve",
+        "frame": "",
         "step_id": "approve",
         "event_name": "approval",
         "audience": "user",
@@ -805,17 +807,6 @@ def test_end_result_with_a_missing_path_fails_the_run() -> None:
     run.start({})
     assert run.s.status == FAILED
     assert error_code(run.s) == "ERR_EXPRESSION"
-
-
-def test_planned_step_kind_is_unsupported() -> None:
-    wf = workflow([{"id": "s", "kind": "parallel", "branches": []}])
-    run = Run(wf)
-    run.start()
-    assert run.s.status == FAILED
-    assert error_code(run.s) == "ERR_UNSUPPORTED_STEP"
-
-
-# --- cancelling ---------------------------------------------------------------------------
 
 
 def test_cancel_a_waiting_run() -> None:

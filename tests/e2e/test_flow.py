@@ -317,25 +317,6 @@ steps:
     assert result.envelope.get("result") is None
 
 
-@pytest.mark.parametrize(
-    "step",
-    [
-        "kind: workflow\n    workflow_ref: other.yaml",
-        "kind: foreach\n    items: [1]\n    body: []",
-        "kind: parallel\n    branches: []",
-    ],
-    ids=["workflow", "foreach", "parallel"],
-)
-def test_unsupported_kinds(cpf, step):
-    body = f"id: planned\nsteps:\n  - id: first\n    kind: cli\n    command: touch first.txt\n  - id: s\n    {step}\n"
-    result = start(cpf, body)
-    assert cpf("validate", "-f", "wf.yaml").exit_code == 0
-    assert (result.exit_code, result.error_code) == (80, "ERR_UNSUPPORTED_STEP")
-    assert result.envelope["error"]["step_id"] == "s"
-    assert (cpf.cwd / "first.txt").exists()
-    assert result.envelope["status"] == "failed"
-
-
 # --- expressions in conditions -------------------------------------------------------------
 
 TRUE_CONDITIONS = [

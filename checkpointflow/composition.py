@@ -1,0 +1,167 @@
+"""Workflows built from other workflows: every `workflow_ref` loaded, checked and bundled.
+
+A document names sub-workflows by `workflow_ref` (a path relative to the referring file).
+Loading follows every reference, checks each document, refuses references that lead back
+to a document already being loaded, and returns the whole tree with the bytes of every
+referenced document, so a run can keep them in its folder and never read them again.
+Where documents come from is the caller's business (`fetch`): files beside the workflow
+for a new run, the run folder's own copies for a run that exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+
+from checkpointflow.checks import Problem
+from checkpointflow.errors import ValidationFailure
+from checkpointflow.model import Workflow, build_workflow
+
+MAX_DEPTH = 16  # sub-workflows nested deeper than this are refused
+
+# (source of the referring document, its sha256, the reference) -> (bytes, source)
+Fetch = Callable[[str, str, str], tuple[bytes, str]]
+# (bytes, source) -> (parsed document, its problems)
+Parse = Callable[[bytes, str], tuple[dict[str, Any], list[Problem]]]
+
+
+@attrs.frozen
+class Tree:
+    """A workflow with everything it references."""
+
+    workflow: Workflow
+    document: dict[str, Any]  # the top document, parsed
+    sha256: str
+    documents: dict[str, bytes]  # sha256 -> bytes of each referenced document
+    refs: dict[str, dict[str, str]]  # sha256 of a document -> {workflow_ref: sha256}
+
+
+def workflow_refs(document: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """Every `workflow_ref` in a document: (reference, JSON path, step id)."""
+    pending = [("/workflow/steps", document["workflow"]["steps"])]
+    while pending:
+        base, steps = pending.pop(0)
+        for index, step in enumerate(steps):
+            path = f"{base}/{index}"
+            if isinstance(step.get("workflow_ref"), str):
+                yield step["workflow_ref"], f"{path}/workflow_ref", step["id"]
+            if isinstance(step.get("body"), list):
+                pending.append((f"{path}/body", step["body"]))
+            for number, branch in enumerate(step.get("branches") or ()):
+                if isinstance(branch, dict) and isinstance(branch.get("steps"), list):
+                    pending.append((f"{path}/branches/{number}/steps", branch["steps"]))
+
+
+def load_tree(data: bytes, source: str, parse: Parse, fetch: Fetch) -> Tree:
+    """The workflow in `data` with all it references; every problem at once, or none."""
+    documents: dict[str, bytes] = {}
+    refs: dict[str, dict[str, str]] = {}
+    problems: list[Problem] = []
+    sha = hashlib.sha256(data).hexdigest()
+    built = _load(data, source, sha, (), parse, fetch, documents, refs, problems)
+    if problems or built is None:
+        _raise(problems, source)
+    assert built is not None
+    workflow, document = built
+    return Tree(workflow, document, sha, documents, refs)
+
+
+def _load(
+    data: bytes,
+    source: str,
+    sha: str,
+    chain: tuple[tuple[str, str], ...],
+    parse: Parse,
+    fetch: Fetch,
+    documents: dict[str, bytes],
+    refs: dict[str, dict[str, str]],
+    problems: list[Problem],
+) -> tuple[Workflow, dict[str, Any]] | None:
+    here = (*chain, (sha, source))
+    try:
+        document, found = parse(data, source)
+    except ValidationFailure as error:
+        if not chain:
+            raise
+        problems.append(Problem("", error.message, code=error.code, file=source))
+        return None
+    if chain:
+        found = [
+            problem if problem.file else attrs.evolve(problem, file=source) for problem in found
+        ]
+    problems.extend(found)
+    if found:
+        return None
+    subworkflows: dict[str, Workflow] = {}
+    failed = False
+    for ref, path, step_id in workflow_refs(document):
+        if ref in subworkflows:
+            continue
+        file = source if chain else None
+        try:
+            child, child_source = fetch(source, sha, ref)
+        except ValidationFailure as error:
+            problems.append(
+                Problem(
+                    path,
+                    f"step '{step_id}': workflow_ref {ref!r}: {error.message}",
+                    step_id,
+                    file=file,
+                )
+            )
+            failed = True
+            continue
+        child_sha = hashlib.sha256(child).hexdigest()
+        loop = [name for digest, name in here if digest == child_sha]
+        if loop:
+            names = " -> ".join([name for _, name in here] + [child_source])
+            problems.append(
+                Problem(
+                    path,
+                    f"step '{step_id}': workflow_ref {ref!r} leads back to {loop[0]} "
+                    f"({names}); a workflow cannot include itself",
+                    step_id,
+                    file=file,
+                )
+            )
+            failed = True
+            continue
+        if len(here) >= MAX_DEPTH:
+            problems.append(
+                Problem(
+                    path,
+                    f"step '{step_id}': workflow_ref {ref!r} nests sub-workflows more than "
+                    f"{MAX_DEPTH} deep",
+                    step_id,
+                    file=file,
+                )
+            )
+            failed = True
+            continue
+        built = _load(child, child_source, child_sha, here, parse, fetch, documents, refs, problems)
+        if built is None:
+            failed = True
+            continue
+        subworkflows[ref] = built[0]
+        documents[child_sha] = child
+        refs.setdefault(sha, {})[ref] = child_sha
+    if failed:
+        return None
+    return build_workflow(document, subworkflows), document
+
+
+def _raise(problems: list[Problem], source: str) -> None:
+    first = problems[0]
+    where = f"{first.file}: " if first.file and not first.message.startswith(first.file) else ""
+    summary = (
+        first.message if len(problems) == 1 else f"{len(problems)} problems; first: {first.message}"
+    )
+    raise ValidationFailure(
+        first.code,
+        f"{source}: {where}{summary}",
+        step_id=first.step_id,
+        details=[problem.to_json() for problem in problems],
+    )

@@ -140,20 +140,73 @@ def _scope(
         step_id = str(step.get("id", "?"))
         lookup[step_id] = builder.node(_label(step), _shape(step), step_id)
     scopes = [*outer, lookup]
-    for index, step in enumerate(steps):
-        following = lookup[str(steps[index + 1].get("id", "?"))] if index + 1 < len(steps) else None
-        _step_edges(builder, step, lookup[str(step.get("id", "?"))], following or exit_node, scopes)
-    return (lookup[str(steps[0].get("id", "?"))] if steps else exit_node), lookup
+    joins = {
+        str(step.get("id", "?")): builder.node(("join",), JOIN)
+        for step in steps
+        if step.get("kind") == "parallel"
+    }
+    owned = _branch_owned(steps)  # run only by a start_at branch: list order skips them
+    free = [str(step.get("id", "?")) for step in steps if str(step.get("id", "?")) not in owned]
+    for step in steps:
+        step_id = str(step.get("id", "?"))
+        if step_id in owned:
+            following = joins.get(owned[step_id], exit_node)
+        else:
+            later = free[free.index(step_id) + 1 :]
+            following = lookup[later[0]] if later else exit_node
+        _step_edges(builder, step, lookup[step_id], following, scopes, joins.get(step_id))
+    return (lookup[free[0]] if free else exit_node), lookup
+
+
+def _branch_owned(steps: list[dict[str, Any]]) -> dict[str, str]:
+    """Steps of a list that `start_at` branches (without inline steps) run, by the id of
+    their parallel step: each branch's start and the steps its jumps lead to."""
+    by_id = {str(step.get("id", "?")): step for step in steps}
+    owned: dict[str, str] = {}
+    for step in steps:
+        if step.get("kind") != "parallel":
+            continue
+        for branch in step.get("branches") or []:
+            if not isinstance(branch, dict) or "steps" in branch or "start_at" not in branch:
+                continue
+            pending = [str(branch["start_at"])]
+            while pending:
+                step_id = pending.pop()
+                if step_id in owned or step_id not in by_id:
+                    continue
+                owned[step_id] = str(step.get("id", "?"))
+                pending.extend(_jump_targets(by_id[step_id]))
+    return owned
+
+
+def _jump_targets(step: dict[str, Any]) -> list[str]:
+    targets = [
+        str(entry["next"])
+        for field in ("transitions", "cases")
+        for entry in step.get(field) or []
+        if isinstance(entry, dict) and "next" in entry
+    ]
+    for field in ("on_error", "on_timeout"):
+        if isinstance(step.get(field), dict) and "next" in step[field]:
+            targets.append(str(step[field]["next"]))
+    if "default" in step:
+        targets.append(str(step["default"]))
+    return targets
 
 
 def _step_edges(
-    builder: _Builder, step: dict[str, Any], node: str, following: str, scopes: list[Lookup]
+    builder: _Builder,
+    step: dict[str, Any],
+    node: str,
+    following: str,
+    scopes: list[Lookup],
+    join: str | None = None,
 ) -> None:
     """Every way out of one step: nested parts, transitions or the next step, failures."""
     kind = step.get("kind")
     if "if" in step:
         builder.edge(node, following, "if false: skipped", SKIP)
-    after = _nested(builder, step, node, scopes)
+    after = _nested(builder, step, node, scopes, join)
     if kind == "switch":
         _switch_edges(builder, step, node, scopes)
     elif step.get("transitions"):
@@ -178,7 +231,9 @@ def _switch_edges(builder: _Builder, step: dict[str, Any], node: str, scopes: li
         builder.edge(node, builder.resolve(scopes, str(step["default"])), "default")
 
 
-def _nested(builder: _Builder, step: dict[str, Any], node: str, scopes: list[Lookup]) -> str:
+def _nested(
+    builder: _Builder, step: dict[str, Any], node: str, scopes: list[Lookup], join: str | None
+) -> str:
     """Draw the group a foreach, parallel or workflow step holds; returns the node the run
     leaves the step from."""
     kind, step_id = step.get("kind"), str(step.get("id", "?"))
@@ -194,7 +249,7 @@ def _nested(builder: _Builder, step: dict[str, Any], node: str, scopes: list[Loo
         builder.close_group(f"{node}_body", f"{step_id}: for each item")
         return node
     if kind == "parallel":
-        return _branches(builder, step, node, scopes)
+        return _branches(builder, step, node, scopes, join or builder.node(("join",), JOIN))
     if kind == "workflow":
         builder.open_group()
         _sub_workflow(builder, node, str(step.get("workflow_ref", "?")), "runs")
@@ -208,9 +263,10 @@ def _sub_workflow(builder: _Builder, node: str, ref: str, label: str) -> None:
     builder.edge(inner, node, "returns", LOOP)
 
 
-def _branches(builder: _Builder, step: dict[str, Any], node: str, scopes: list[Lookup]) -> str:
+def _branches(
+    builder: _Builder, step: dict[str, Any], node: str, scopes: list[Lookup], join: str
+) -> str:
     """One group per branch, all meeting at a join node the run leaves the step from."""
-    join = builder.node(("join",), JOIN)
     for index, branch in enumerate(step.get("branches") or [], start=1):
         if not isinstance(branch, dict):
             continue

@@ -149,3 +149,55 @@ def test_a_flow_by_id(cpf, tmp_path):
 def test_bad_requests(cpf, tmp_path, args, code):
     result = cpf("graph", *args, env={"HOME": str(tmp_path / "home")})
     assert result.exit_code == 10 and result.error_code == code
+
+
+START_AT = """\
+id: fan
+steps:
+  - id: checks
+    kind: parallel
+    branches:
+      - start_at: lint
+      - start_at: unit
+  - id: lint
+    kind: cli
+    command: echo lint
+  - id: unit
+    kind: cli
+    command: echo unit
+    transitions:
+      - next: unit_report
+  - id: unit_report
+    kind: cli
+    command: echo report
+  - id: ship
+    kind: end
+"""
+
+
+def test_start_at_branches_end_at_the_join_and_the_list_skips_them(cpf):
+    cpf.write("fan.yaml", doc(START_AT))
+    text = cpf("graph", "-f", "fan.yaml").envelope["result"]["graph"]
+    nodes, edges = check_mermaid(text)
+    names = {}
+    for line in text.splitlines():
+        line = line.strip()
+        for node in nodes:
+            if (
+                line.startswith(f"{node}[")
+                or line.startswith(f"{node}(")
+                or line.startswith(f"{node}{{")
+            ):
+                names[node] = line
+    by_label = {
+        next(
+            (w for w in ("lint", "unit_report", "unit", "ship", "join", "checks") if w in names[n]),
+            n,
+        ): n
+        for n in names
+    }
+    pairs = {(source, target) for source, target, _ in edges}
+    assert (by_label["lint"], by_label["join"]) in pairs
+    assert (by_label["unit_report"], by_label["join"]) in pairs
+    assert (by_label["join"], by_label["ship"]) in pairs
+    assert (by_label["lint"], by_label["unit"]) not in pairs  # list order skips branch steps

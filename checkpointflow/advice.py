@@ -13,26 +13,58 @@ from checkpointflow.expressions import Binary, ExpressionError, Literal, Node, P
 
 
 def warnings_for(document: dict[str, Any]) -> list[str]:
-    steps: list[dict[str, Any]] = document["workflow"]["steps"]
     found: list[str] = []
-    for step in steps:
-        if step["kind"] == "await_event" and not step.get("timeout_seconds"):
-            found.append(
-                f"step '{step['id']}': an await_event without timeout_seconds waits forever; "
-                "set timeout_seconds (and on_timeout) so a forgotten wait is noticed"
-            )
-    reachable = _reachable(steps)
-    for step in steps:
-        if step["id"] not in reachable:
-            found.append(f"step '{step['id']}': no path through the workflow reaches this step")
-    for step in steps:
-        found += _impossible_transitions(step)
+    for steps in _step_lists(document["workflow"]["steps"]):
+        for step in steps:
+            if step["kind"] == "await_event" and not step.get("timeout_seconds"):
+                found.append(
+                    f"step '{step['id']}': an await_event without timeout_seconds waits "
+                    "forever; set timeout_seconds (and on_timeout) so a forgotten wait is noticed"
+                )
+        reachable = _reachable(steps)
+        for step in steps:
+            if step["id"] not in reachable:
+                found.append(f"step '{step['id']}': no path through the workflow reaches this step")
+        for step in steps:
+            found += _impossible_transitions(step)
+            found += _container_fields(step)
     return found
 
 
-def _successors(steps: list[dict[str, Any]], index: int) -> Iterator[str]:
+def _container_fields(step: dict[str, Any]) -> list[str]:
+    if step["kind"] not in ("foreach", "parallel", "workflow"):
+        return []
+    return [
+        f"step '{step['id']}': {field} has no effect on a {step['kind']} step; set it on "
+        "the steps inside"
+        for field in ("retry", "timeout_seconds")
+        if field in step
+    ]
+
+
+def _step_lists(steps: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """The list and every list inside it (foreach bodies, inline parallel branches)."""
+    yield steps
+    for step in steps:
+        if step["kind"] == "foreach" and "body" in step:
+            yield from _step_lists(step["body"])
+        if step["kind"] == "parallel":
+            for branch in step["branches"]:
+                if "steps" in branch:
+                    yield from _step_lists(branch["steps"])
+
+
+def _start_at_targets(step: dict[str, Any]) -> list[str]:
+    if step["kind"] != "parallel":
+        return []
+    return [b["start_at"] for b in step["branches"] if "start_at" in b and "steps" not in b]
+
+
+def _successors(steps: list[dict[str, Any]], index: int, owned: set[str]) -> Iterator[str]:
     step = steps[index]
-    following = steps[index + 1]["id"] if index + 1 < len(steps) else None
+    later = [other["id"] for other in steps[index + 1 :] if other["id"] not in owned]
+    following = later[0] if later and step["id"] not in owned else None
+    yield from _start_at_targets(step)
     for field in ("on_error", "on_timeout"):
         if field in step:
             yield step[field]["next"]
@@ -53,15 +85,30 @@ def _successors(steps: list[dict[str, Any]], index: int) -> Iterator[str]:
 
 def _reachable(steps: list[dict[str, Any]]) -> set[str]:
     positions = {step["id"]: index for index, step in enumerate(steps)}
+    owned = _owned(steps, positions)
     seen: set[str] = set()
-    pending = [steps[0]["id"]] if steps else []
+    free = [step["id"] for step in steps if step["id"] not in owned]
+    pending = free[:1]
     while pending:
         step_id = pending.pop()
         if step_id in seen or step_id not in positions:
             continue
         seen.add(step_id)
-        pending.extend(_successors(steps, positions[step_id]))
+        pending.extend(_successors(steps, positions[step_id], owned))
     return seen
+
+
+def _owned(steps: list[dict[str, Any]], positions: dict[str, int]) -> set[str]:
+    """Steps only start_at branches run (list order skips them)."""
+    owned: set[str] = set()
+    pending = [target for step in steps for target in _start_at_targets(step)]
+    while pending:
+        step_id = pending.pop()
+        if step_id in owned or step_id not in positions:
+            continue
+        owned.add(step_id)
+        pending.extend(_successors(steps, positions[step_id], set(positions)))
+    return owned
 
 
 def _impossible_transitions(step: dict[str, Any]) -> list[str]:

@@ -39,18 +39,24 @@ class Tree:
     refs: dict[str, dict[str, str]]  # sha256 of a document -> {workflow_ref: sha256}
 
 
-def workflow_refs(document: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
-    """Every `workflow_ref` in a document: (reference, JSON path, step id)."""
-    pending = [("/workflow/steps", document["workflow"]["steps"])]
+def workflow_refs(document: Any) -> Iterator[tuple[str, str, str]]:
+    """Every `workflow_ref` in a document: (reference, JSON path, step id). Safe on
+    documents that failed their checks: whatever is not shaped like steps is passed over."""
+    workflow = document.get("workflow") if isinstance(document, dict) else None
+    steps = workflow.get("steps") if isinstance(workflow, dict) else None
+    pending = [("/workflow/steps", steps if isinstance(steps, list) else [])]
     while pending:
         base, steps = pending.pop(0)
         for index, step in enumerate(steps):
+            if not isinstance(step, dict):
+                continue
             path = f"{base}/{index}"
             if isinstance(step.get("workflow_ref"), str):
-                yield step["workflow_ref"], f"{path}/workflow_ref", step["id"]
+                yield step["workflow_ref"], f"{path}/workflow_ref", str(step.get("id"))
             if isinstance(step.get("body"), list):
                 pending.append((f"{path}/body", step["body"]))
-            for number, branch in enumerate(step.get("branches") or ()):
+            branches = step.get("branches")
+            for number, branch in enumerate(branches if isinstance(branches, list) else ()):
                 if isinstance(branch, dict) and isinstance(branch.get("steps"), list):
                     pending.append((f"{path}/branches/{number}/steps", branch["steps"]))
 
@@ -93,10 +99,8 @@ def _load(
             problem if problem.file else attrs.evolve(problem, file=source) for problem in found
         ]
     problems.extend(found)
-    if found:
-        return None
     subworkflows: dict[str, Workflow] = {}
-    failed = False
+    failed = bool(found)  # go on: the references' own problems are reported too
     for ref, path, step_id in workflow_refs(document):
         if ref in subworkflows:
             continue

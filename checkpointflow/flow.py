@@ -342,7 +342,8 @@ def frame_ended(
     result goes to the step that opened it."""
     scope = scope_of(workflow, state, frame)
     explicit = ended_by is not None and ended_by.result is not None
-    if not explicit and scope.isolated and scope.workflow.outputs is not None:
+    whole = frame == MAIN or (scope.isolated and state.frames[frame].follow_list)
+    if not explicit and whole and scope.workflow.outputs is not None:
         context = expression_context(workflow, state, frame, None)
         try:
             result = {name: evaluate(node, context) for name, node in scope.workflow.outputs}

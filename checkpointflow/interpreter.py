@@ -258,7 +258,8 @@ def _chosen_wait(state: RunState, event: EventReceived) -> dict[str, Any]:
                 "and their tokens.",
                 step_id=state.current_step_id,
             )
-    waits = [wait for wait in waits if wait in _pending_waits(state)]
+    pending = _pending_waits(state)
+    waits = [wait for wait in waits if wait in pending]
     if event.wait_id is not None:
         waits = [wait for wait in waits if wait["wait_id"] == event.wait_id]
         if not waits:

@@ -22,7 +22,8 @@ from checkpointflow.state import RUNNING, RunState, event_from_record
 Row = dict[str, Any]
 DEFAULT_MAX_BYTES = 64 * 1024
 POLL_SECONDS = 0.2
-_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,127}")
+_SEGMENT = r"[A-Za-z_][A-Za-z0-9_-]{0,127}(?:\[\d{1,9}\])*"
+_STEP_ID = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT}){{0,31}}")  # a step key: deploy_all[2].confirm
 _OUTPUT_SPEC = re.compile(r"(?P<step>[^:]+)(?::(?P<attempt>\d+))?")
 
 
@@ -120,7 +121,8 @@ def parse_output_spec(spec: str, attempt: int | None) -> OutputRequest:
     if match is None or not _STEP_ID.fullmatch(match["step"]):
         raise ValidationFailure(
             "ERR_USAGE",
-            f"--output {spec!r} is not a step id, optionally with an attempt number (build:2).",
+            f"--output {spec!r} is not a step id or key (build, deploy_all[2].confirm), "
+            "optionally with an attempt number (build:2).",
         )
     if match["attempt"] and attempt is not None and int(match["attempt"]) != attempt:
         raise ValidationFailure("ERR_USAGE", f"--output {spec} and --attempt {attempt} disagree.")

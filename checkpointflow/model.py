@@ -338,7 +338,11 @@ def _build_step(spec: dict[str, Any], resolve: Resolve) -> Step:
     if kind == "workflow":
         ref = spec["workflow_ref"]
         return WorkflowStep(
-            **common, workflow_ref=ref, workflow=resolve(ref), inputs=spec.get("inputs")
+            **common,
+            workflow_ref=ref,
+            workflow=resolve(ref),
+            inputs=spec.get("inputs"),
+            outputs_schema=spec.get("outputs"),
         )
     return _BUILDERS[kind](spec, common)
 

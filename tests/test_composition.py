@@ -315,3 +315,64 @@ def test_any_finishing_order_gives_the_same_result_and_replays(
     for index, entry in enumerate(outputs):
         assert entry["p"] == f"outer[{index}].fan.p.b"
         assert entry["q"] in (f"outer[{index}].fan.q.c", f"outer[{index}].fan.q.c_failed")
+
+
+def test_a_start_at_branch_gives_its_last_steps_outputs_even_when_the_workflow_has_outputs() -> (
+    None
+):
+    wf = workflow(
+        [
+            {"id": "checks", "kind": "parallel", "branches": [{"start_at": "smoke"}]},
+            cli("smoke"),
+        ],
+        outputs={"final": "${steps.checks.outputs}"},
+    )
+    run = Run(wf)
+    run.start()
+    run.finish(output={"smoke": 1})
+    assert run.s.result == {"final": {"smoke": {"smoke": 1}}}
+
+
+def test_a_sub_workflow_result_is_checked_against_the_steps_outputs_schema() -> None:
+    sub = sub_workflow([end("fin", result={"host": "db-2"})])
+    wf = with_subworkflow(
+        [
+            {
+                "id": "child",
+                "kind": "workflow",
+                "workflow_ref": "sub.yaml",
+                "outputs": {"type": "object", "required": ["nope"]},
+            }
+        ],
+        sub,
+    )
+    run = Run(wf)
+    run.start()
+    assert run.s.status == FAILED
+    assert run.s.error is not None and run.s.error["code"] == "ERR_STEP_OUTPUT_INVALID"
+
+
+def test_validate_warnings_know_start_at_branches_and_look_inside_containers() -> None:
+    from checkpointflow.advice import warnings_for
+
+    document = {
+        "workflow": {
+            "id": "wf",
+            "steps": [
+                {
+                    "id": "fan",
+                    "kind": "parallel",
+                    "branches": [{"start_at": "lint"}],
+                    "retry": {"max_attempts": 2},
+                },
+                cli("lint"),
+                cli("after"),
+                foreach("each", [await_event("ask"), end("fin"), cli("never")]),
+            ],
+        }
+    }
+    warnings = warnings_for(document)
+    assert not any("'lint'" in w or "'after'" in w for w in warnings), warnings
+    assert any("'never': no path" in w for w in warnings)
+    assert any("'ask': an await_event without timeout_seconds" in w for w in warnings)
+    assert any("'fan': retry has no effect on a parallel step" in w for w in warnings)

@@ -53,6 +53,11 @@ REFERENCE_INSTALL = (
 TEMPLATE_INPUT = '{"name":"bench"}'
 AGAIN = '{"again":true}'
 STEPS = 200
+ITEMS = 1000  # foreach items, each a `true` cli step
+CONCURRENCY = 8  # the concurrent foreach
+BRANCHES = 8  # parallel branches
+SLEEP = 0.2  # seconds of `sleep` per branch in the overlap cases
+HEAVY_EVERY = 2  # the long foreach/parallel cases are measured in every 2nd round
 EXIT_OK = 0
 EXIT_WAITING = 40
 MIB = 1024.0  # RSS readings are in KiB
@@ -140,9 +145,11 @@ class Case:
     expect: set[int]
     parse: bool = True
     before: Callable[[], None] | None = None
+    every: int = 1  # measured in rounds 0, every, 2*every, ... (1: every round)
     samples: list[Outcome] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
     after: list[str] = field(default_factory=list)  # the case measured just before each sample
+    rounds: list[int] = field(default_factory=list)  # the round of each sample
 
     def measure(self) -> Outcome:
         if self.before:
@@ -154,6 +161,9 @@ class Case:
 
     def cpu(self) -> list[float]:
         return [s.cpu_seconds for s in self.samples]
+
+    def by_round(self) -> dict[int, float]:
+        return {r: s.seconds for r, s in zip(self.rounds, self.samples, strict=True)}
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -220,6 +230,7 @@ class Tool:
     cpf: str
     fsync_knob: bool
     version: str = ""
+    composable: bool = False  # runs foreach and parallel steps (probed before measuring)
 
 
 def run_id_of(outcome: Outcome) -> str:
@@ -336,18 +347,57 @@ def empty(root: Path) -> Callable[[], None]:
     return clear
 
 
-def write_steps_workflow(path: Path, steps: int) -> None:
-    lines = [
+def workflow_head(name: str) -> list[str]:
+    return [
         "schema_version: checkpointflow/v1",
         "workflow:",
-        f"  id: bench_steps_{steps}",
+        f"  id: {name}",
         "  inputs: {type: object}",
         "  steps:",
     ]
+
+
+END_STEP = ["    - id: done", "      kind: end", ""]
+
+
+def write_steps_workflow(path: Path, steps: int, command: str = "true") -> None:
+    lines = workflow_head(f"bench_steps_{steps}")
     for index in range(steps):
-        lines += [f"    - id: s{index}", "      kind: cli", '      command: "true"']
-    lines += ["    - id: done", "      kind: end", ""]
-    path.write_text("\n".join(lines))
+        lines += [f"    - id: s{index}", "      kind: cli", f"      command: {json.dumps(command)}"]
+    path.write_text("\n".join(lines + END_STEP))
+
+
+def write_foreach_workflow(path: Path, concurrency: int) -> None:
+    """One foreach over `${inputs.items}` whose body is one `true` cli step."""
+    lines = workflow_head(f"bench_foreach_c{concurrency}")
+    lines += [
+        "    - id: each",
+        "      kind: foreach",
+        "      items: ${inputs.items}",
+        f"      concurrency: {concurrency}",
+        "      body:",
+        "        - id: t",
+        "          kind: cli",
+        '          command: "true"',
+    ]
+    path.write_text("\n".join(lines + END_STEP))
+
+
+def write_parallel_workflow(path: Path, branches: int, command: str) -> None:
+    """One parallel step of `branches` inline branches, each one cli step."""
+    lines = workflow_head(f"bench_parallel_{branches}")
+    lines += ["    - id: all", "      kind: parallel", "      branches:"]
+    for index in range(branches):
+        lines += [
+            f"        - id: b{index}",
+            "          steps:",
+            f"            - {{id: s, kind: cli, command: {json.dumps(command)}}}",
+        ]
+    path.write_text("\n".join(lines + END_STEP))
+
+
+def items_input(count: int) -> str:
+    return json.dumps({"items": list(range(count))}, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -413,7 +463,47 @@ class Bench:
             )
         self.prepared[tool.name].status[runs] = (root, run_id)
 
+    def probe_composable(self, tool: Tool) -> None:
+        """Does the tool run foreach and parallel steps? One small run decides (untimed)."""
+        path = self.work / "probe_composable.yaml"
+        if not path.exists():
+            lines = workflow_head("bench_probe")
+            lines += [
+                "    - id: each",
+                "      kind: foreach",
+                "      items: ${inputs.items}",
+                "      concurrency: 2",
+                "      body:",
+                '        - {id: t, kind: cli, command: "true"}',
+                "    - id: all",
+                "      kind: parallel",
+                "      branches:",
+                '        - steps: [{id: s, kind: cli, command: "true"}]',
+                '        - steps: [{id: s, kind: cli, command: "true"}]',
+            ]
+            path.write_text("\n".join(lines + END_STEP))
+        env = self.env(self.root(f"probe-{tool.name}"))
+        outcome = spawn(
+            [tool.cpf, "run", "-f", str(path), "--input", items_input(2)], env, self.work
+        )
+        try:
+            answer = envelope(outcome)
+        except ValueError:
+            answer = {}
+        tool.composable = outcome.returncode == EXIT_OK and answer.get("status") == "completed"
+        if not tool.composable:
+            error = answer.get("error")
+            code = error.get("code") if isinstance(error, dict) else None
+            self.notes.append(
+                f"{tool.name}: foreach/parallel cases skipped: a 2-item foreach plus a 2-branch "
+                f"parallel did not run (exit {outcome.returncode}"
+                f"{', ' + str(code) if code else ''}), so this tool does not support them."
+            )
+            say(f"{tool.name}: no foreach/parallel support, skipping those cases")
+
     def prepare(self) -> None:
+        for tool in self.tools:
+            self.probe_composable(tool)
         jobs: list[Callable[[], None]] = []  # longest first: the long resume histories
         for cycles in sorted({self.args.few_cycles, self.args.cycles}, reverse=True):
             for tool in self.tools:
@@ -452,6 +542,17 @@ class Bench:
         steps_n = self.work / f"steps_{STEPS}.yaml"
         write_steps_workflow(steps_1, 1)
         write_steps_workflow(steps_n, STEPS)
+        foreach_1 = self.work / "foreach_c1.yaml"
+        foreach_n = self.work / f"foreach_c{CONCURRENCY}.yaml"
+        write_foreach_workflow(foreach_1, 1)
+        write_foreach_workflow(foreach_n, CONCURRENCY)
+        parallel_true = self.work / "parallel_true.yaml"
+        parallel_sleep = self.work / "parallel_sleep.yaml"
+        sequential_sleep = self.work / "sequential_sleep.yaml"
+        write_parallel_workflow(parallel_true, BRANCHES, "true")
+        write_parallel_workflow(parallel_sleep, BRANCHES, f"sleep {SLEEP:g}")
+        write_steps_workflow(sequential_sleep, BRANCHES, f"sleep {SLEEP:g}")
+        items = items_input(ITEMS)
         for tool in self.tools:
             cpf = tool.cpf
             self.add("version", "`cpf --version`", tool, [cpf, "--version"], parse=False)
@@ -481,6 +582,55 @@ class Bench:
                         [cpf, "run", "-f", str(path), "--input", "{}"],
                         env=self.env(root, **extra),
                     )
+            if tool.composable:
+                sleep = f"`sleep {SLEEP:g}`"
+                composed = [
+                    (
+                        "foreach_c1",
+                        f"`cpf run` foreach of {ITEMS:,} `true` steps, sequential †",
+                        foreach_1,
+                        items,
+                        HEAVY_EVERY,
+                    ),
+                    (
+                        "foreach_cn",
+                        f"`cpf run` foreach of {ITEMS:,} `true` steps, concurrency {CONCURRENCY} †",
+                        foreach_n,
+                        items,
+                        HEAVY_EVERY,
+                    ),
+                    (
+                        "parallel_true",
+                        f"`cpf run` parallel of {BRANCHES} `true` branches",
+                        parallel_true,
+                        "{}",
+                        1,
+                    ),
+                    (
+                        "sequential_sleep",
+                        f"`cpf run` {BRANCHES} {sleep} steps, sequential †",
+                        sequential_sleep,
+                        "{}",
+                        HEAVY_EVERY,
+                    ),
+                    (
+                        "parallel_sleep",
+                        f"`cpf run` parallel of {BRANCHES} {sleep} branches †",
+                        parallel_sleep,
+                        "{}",
+                        HEAVY_EVERY,
+                    ),
+                ]
+                for key, label, path, given, every in composed:
+                    root = self.root(f"{key}-{tool.name}")
+                    self.add(
+                        key,
+                        label,
+                        tool,
+                        [cpf, "run", "-f", str(path), "--input", given],
+                        env=self.env(root),
+                        every=every,
+                    )
             prepared = self.prepared[tool.name]
             for cycles, (root, snapshot, run_id) in sorted(prepared.resume.items()):
                 self.add(
@@ -509,12 +659,13 @@ class Bench:
         rng = random.Random(self.args.seed)
         started = time.monotonic()
         for round_index in range(reps):
-            order = list(self.cases)
+            order = [case for case in self.cases if round_index % case.every == 0]
             rng.shuffle(order)
             previous = "(round start)"
             for case in order:
                 case.samples.append(case.measure())
                 case.after.append(previous)
+                case.rounds.append(round_index)
                 previous = f"{case.key}/{case.tool or '-'}"
             spent = time.monotonic() - started
             left = spent / (round_index + 1) * (reps - round_index - 1)
@@ -523,8 +674,8 @@ class Bench:
     def measure_memory(self, reps: int) -> None:
         say(f"peak memory: {reps} interleaved round(s) via {rss_method()}")
         rng = random.Random(self.args.seed + 1)
-        for _ in range(reps):
-            order = list(self.cases)
+        for round_index in range(reps):
+            order = [case for case in self.cases if round_index % case.every == 0]
             rng.shuffle(order)
             for case in order:
                 case.rss_kib.append(peak_rss(case))
@@ -707,6 +858,193 @@ def load() -> str:
     return "unknown"
 
 
+def ordinal(n: int) -> str:
+    return {1: "", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+def paired(cases: list[Case], formula: Callable[..., float]) -> list[float]:
+    """The formula over the samples of the rounds in which every one of the cases ran."""
+    rounds = [case.by_round() for case in cases]
+    common = sorted(set.intersection(*(set(r) for r in rounds)))
+    return [formula(*(r[index] for r in rounds)) for index in common]
+
+
+def composed_section(bench: Bench, steps: dict[tuple[str, str], PerStep | None]) -> list[str]:
+    """The foreach and parallel cases: per-iteration cost, speed-up, overlap of branches."""
+    out: list[str] = []
+    w = out.append
+    w("### Foreach and parallel")
+    w("")
+    w(
+        f"Per iteration (total) = `cpf run` of one foreach over {ITEMS:,} items / {ITEMS:,}: "
+        "the whole run, start-up included. Per iteration (net) = (that run - run of 1 step) "
+        f"/ {ITEMS - 1} - one bare `/bin/sh -c true` spawn, the formula of the per-step "
+        "overhead above, so the two compare directly; with concurrency the spawns overlap and "
+        "the net figure is wall time per iteration, not cost. Speed-up = sequential / "
+        f"concurrent. Overlap: {BRANCHES} cli steps of `sleep {SLEEP:g}` one after another "
+        f"vs as the {BRANCHES} branches of one parallel step; if the branches run at once the "
+        f"parallel run saves {BRANCHES - 1} x {SLEEP * 1000:.0f} ms = "
+        f"{(BRANCHES - 1) * SLEEP * 1000:.0f} ms. p10/p90 apply each formula to the samples "
+        "of one round; CPU applies it to the medians of user+sys time."
+    )
+    w("")
+    sh = bench.case("sh", None)
+    composable = [t for t in bench.tools if t.composable]
+    skipped = [t for t in bench.tools if not t.composable]
+    lines: list[str] = []
+    if composable and sh:
+        w("| tool | measure | value | p10 | p90 | CPU |")
+        w("|---|---|---:|---:|---:|---:|")
+
+    def row(
+        name: str, label: str, value: float, spread: list[float], cpu: float | None, d: int
+    ) -> None:
+        w(
+            f"| {name} | {label} | {fmt(value, d)} | {fmt(quantile(spread, 0.1), d)} "
+            f"| {fmt(quantile(spread, 0.9), d)} | {fmt(cpu, d)} |"
+        )
+
+    for tool in composable:
+        name = tool.name
+        get = {key: bench.case(key, name) for key in COMPOSED_KEYS}
+        one = bench.case("steps1", name)
+        cases = {key: case for key, case in get.items() if case and case.samples}
+        if sh is None or one is None or len(cases) != len(COMPOSED_KEYS):
+            continue
+
+        def total(a: float) -> float:
+            return a / ITEMS * 1000
+
+        def net(a: float, b: float, c: float) -> float:
+            return ((a - b) / (ITEMS - 1) - c) * 1000
+
+        nets: dict[str, float] = {}
+        for key, what in (
+            ("foreach_c1", "sequential"),
+            ("foreach_cn", f"concurrency {CONCURRENCY}"),
+        ):
+            case = cases[key]
+            row(
+                name,
+                f"foreach {what}: per iteration, total (ms/iteration)",
+                total(median(case.seconds())),
+                [total(x) for x in case.seconds()],
+                total(median(case.cpu())),
+                3,
+            )
+            nets[key] = net(median(case.seconds()), median(one.seconds()), median(sh.seconds()))
+            row(
+                name,
+                f"foreach {what}: per iteration, net (ms/iteration)",
+                nets[key],
+                paired([case, one, sh], net),
+                net(median(case.cpu()), median(one.cpu()), median(sh.cpu())),
+                3,
+            )
+        seq, con = cases["foreach_c1"], cases["foreach_cn"]
+        speedup = median(seq.seconds()) / median(con.seconds())
+        row(
+            name,
+            f"foreach speed-up, sequential / concurrency {CONCURRENCY}",
+            speedup,
+            paired([seq, con], lambda a, b: a / b),
+            median(seq.cpu()) / median(con.cpu()),
+            2,
+        )
+        par = cases["parallel_true"]
+        row(
+            name,
+            f"parallel of {BRANCHES} `true` branches - 1-step run (ms)",
+            (median(par.seconds()) - median(one.seconds())) * 1000,
+            paired([par, one], lambda a, b: (a - b) * 1000),
+            (median(par.cpu()) - median(one.cpu())) * 1000,
+            1,
+        )
+        slow, fast = cases["sequential_sleep"], cases["parallel_sleep"]
+        row(
+            name,
+            f"{BRANCHES} `sleep {SLEEP:g}` steps, sequential (ms)",
+            median(slow.seconds()) * 1000,
+            [x * 1000 for x in slow.seconds()],
+            median(slow.cpu()) * 1000,
+            1,
+        )
+        row(
+            name,
+            f"{BRANCHES} `sleep {SLEEP:g}` branches, parallel (ms)",
+            median(fast.seconds()) * 1000,
+            [x * 1000 for x in fast.seconds()],
+            median(fast.cpu()) * 1000,
+            1,
+        )
+        overlap = median(slow.seconds()) / median(fast.seconds())
+        row(
+            name,
+            "sleeps, sequential / parallel",
+            overlap,
+            paired([slow, fast], lambda a, b: a / b),
+            None,
+            2,
+        )
+        saved = (median(slow.seconds()) - median(fast.seconds())) * 1000
+        ideal = (BRANCHES - 1) * SLEEP * 1000
+        row(
+            name,
+            f"time saved by the parallel step (ms; ideal {ideal:.0f})",
+            saved,
+            paired([slow, fast], lambda a, b: (a - b) * 1000),
+            None,
+            1,
+        )
+        plain = steps.get((name, ""))
+        text = (
+            f"- `{name}`: a foreach iteration costs {fmt(nets['foreach_c1'], 3)} ms net "
+            f"({fmt(total(median(seq.seconds())), 3)} ms of total run time per item), "
+        )
+        if plain:
+            text += (
+                f"against {fmt(plain.ms, 3)} ms per plain step in the {STEPS}-step run "
+                f"({fmt(ratio(nets['foreach_c1'], plain.ms), 2)}x)"
+            )
+        else:
+            text += "no per-step figure to compare with"
+        lines.append(text + ".")
+        cores = len(os.sched_getaffinity(0))
+        verdict = (
+            "concurrency **did not reduce** wall time"
+            if speedup < 1.1
+            else "concurrency cuts wall time"
+        )
+        lines.append(
+            f"- `{name}`: concurrency {CONCURRENCY} runs the {ITEMS:,} items in "
+            f"{fmt(median(con.seconds()) * 1000)} ms against {fmt(median(seq.seconds()) * 1000)} "
+            f"ms sequentially: {fmt(speedup, 2)}x on {cores} cores, {verdict}."
+        )
+        overlapped = saved >= 0.75 * ideal
+        lines.append(
+            f"- `{name}`: {BRANCHES} branches of `sleep {SLEEP:g}` take "
+            f"{fmt(median(fast.seconds()) * 1000)} ms, {BRANCHES} such steps in a row "
+            f"{fmt(median(slow.seconds()) * 1000)} ms ({fmt(overlap, 2)}x): "
+            + (
+                "the branches do run at the same time."
+                if overlapped
+                else f"**the branches did not overlap** (saved {fmt(saved)} of {ideal:.0f} ms)."
+            )
+        )
+    if composable and sh:
+        w("")
+    out += lines
+    for tool in skipped:
+        out.append(
+            f"- `{tool.name}`: not measured; it does not run foreach/parallel steps (see Notes)."
+        )
+    w("")
+    return out
+
+
+COMPOSED_KEYS = ("foreach_c1", "foreach_cn", "parallel_true", "sequential_sleep", "parallel_sleep")
+
+
 def report(bench: Bench, meta: dict[str, str]) -> str:
     tools = bench.tools
     ours = tools[0].name
@@ -759,6 +1097,15 @@ def report(bench: Bench, meta: dict[str, str]) -> str:
         f"{bench.args.memory_reps} separate run(s) per case, measured with {rss_method()}."
     )
     w("")
+    heavy = [case for case in bench.cases if case.every > 1]
+    if heavy:
+        w(
+            f"† measured only in every {ordinal(HEAVY_EVERY)} round to keep the run short "
+            f"({len(heavy[0].samples)} sample{'s' if len(heavy[0].samples) > 1 else ''}), "
+            "still interleaved with the other cases; "
+            "max RSS from 1 run."
+        )
+        w("")
     head = "| case | tool | median | p10 | p90 | x floor | x floor2 |"
     rule = "|---|---|---:|---:|---:|---:|---:|"
     if reference and reference != ours:
@@ -850,6 +1197,8 @@ def report(bench: Bench, meta: dict[str, str]) -> str:
                 f"| {fmt(median(cold) / MIB)} / {fmt(max(cold) / MIB)} | | | |"
             )
     w("")
+
+    out.extend(composed_section(bench, steps))
 
     w("### Targets")
     w("")
@@ -1032,6 +1381,11 @@ What it measures, all in one run with repetitions interleaved round-robin (shuff
   and off (`CHECKPOINTFLOW_FSYNC=0`);
 - `cpf resume` after 10 and after 300 wait/resume cycles of `workflows/loop.yaml`;
 - `cpf status` with 1 run and with 2,000 runs in the store;
+- a foreach over 1,000 items whose body is one `true` cli step, sequential (concurrency 1)
+  and with concurrency 8: per-iteration cost next to the per-step overhead, and the speed-up;
+- a parallel step of 8 inline branches of `true` (its overhead), and 8 branches of
+  `sleep 0.2` against 8 such steps in a row (whether the branches really overlap);
+  these run only for tools that support foreach/parallel (1.0.4 does not), probed first;
 - peak memory of the 200-step run.
 
 Each case has its own temporary state root; children get `LLM=true`. This file is rewritten
@@ -1046,6 +1400,7 @@ def raw(bench: Bench) -> dict[str, object]:
             "argv": case.argv,
             "seconds": case.seconds(),
             "after": case.after,
+            "rounds": case.rounds,
             "rss_kib": case.rss_kib,
         }
         for case in bench.cases

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from checkpointflow.checks import Problem
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.model import Workflow, build_workflow
+
+if TYPE_CHECKING:  # checks load only when a document has problems to report
+    from checkpointflow.checks import Problem
 
 MAX_DEPTH = 16  # sub-workflows nested deeper than this are refused
 
 # (source of the referring document, its sha256, the reference) -> (bytes, source)
 Fetch = Callable[[str, str, str], tuple[bytes, str]]
 # (bytes, source) -> (parsed document, its problems)
-Parse = Callable[[bytes, str], tuple[dict[str, Any], list[Problem]]]
+Parse = Callable[[bytes, str], "tuple[dict[str, Any], list[Problem]]"]
 
 
 @attrs.frozen
@@ -86,6 +88,8 @@ def _load(
     refs: dict[str, dict[str, str]],
     problems: list[Problem],
 ) -> tuple[Workflow, dict[str, Any]] | None:
+    from checkpointflow.checks import Problem
+
     here = (*chain, (sha, source))
     try:
         document, found = parse(data, source)

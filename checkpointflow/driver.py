@@ -13,10 +13,9 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkpointflow import document, effects, store
 from checkpointflow.composition import Tree
@@ -52,6 +51,9 @@ from checkpointflow.state import (
     state_to_json,
 )
 from checkpointflow.timestamps import to_millis
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 CHECKPOINT_EVERY_EVENTS = 100
 CHECKPOINT_EVERY_SECONDS = 2.0
@@ -118,10 +120,12 @@ class Session:
                         state, more = self.apply(state, self.perform(queue.pop()))
                         queue.extend(more)
                         continue
-                    pool = pool or ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="cpf-step")
+                    from concurrent import futures  # only runs with concurrent steps pay for it
+
+                    pool = pool or futures.ThreadPoolExecutor(MAX_WORKERS, "cpf-step")
                     running.update(pool.submit(self.perform, effect) for effect in queue)
                     queue.clear()
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    done, running = futures.wait(running, return_when=futures.FIRST_COMPLETED)
                     for future in sorted(done, key=_finished_order):
                         state, more = self.apply(state, future.result())
                         queue.extend(more)
@@ -140,18 +144,26 @@ class Session:
         stdout, stderr = self.folder.output_files(effect.step_id, effect.attempt)
         self.progress.step_started(effect)
         group_file = self.folder.process_file(effect.step_id, effect.attempt)
+        noted: list[int] = []
+
+        def note(group: int) -> None:
+            store.note_process_group(group_file, group)
+            noted.append(group)
+
         with store.persisting(self.folder.path / stdout):
             outcome = effects.perform(
                 effect,
                 self.folder.run_id,
                 self.folder.path / stdout,
                 self.folder.path / stderr,
-                on_start=lambda pid: store.note_process_group(group_file, pid),
+                on_start=note,
             )
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(group_file)
+        if noted:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(group_file)
         output, problem = None, None
-        if outcome.failure is None and not outcome.timed_out:
+        readable = outcome.failure is None and not outcome.timed_out
+        if readable and (outcome.stdout_bytes or effect.parse_stdout):
             output, problem = self.read_output(stdout, effect.parse_stdout)
         event = StepFinished(
             step_id=effect.step_id,
@@ -389,7 +401,8 @@ def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, 
 
 
 def stop_orphans(folder: store.RunFolder, state: RunState) -> list[str]:
-    """Kill the process groups of steps whose `cpf` died, so they cannot run on unseen."""
+    """Kill the process groups of steps whose `cpf` died, so they cannot run on unseen:
+    those noted in steps/<key>/<n>.pid, and those found by their environment."""
     notes = []
     for step_id in state.in_flight:
         record = state.steps.get(step_id)
@@ -397,12 +410,13 @@ def stop_orphans(folder: store.RunFolder, state: RunState) -> list[str]:
             continue
         group_file = folder.process_file(step_id, record.executions)
         try:
-            group = int(group_file.read_text().strip() or 0)
+            noted = {int(group_file.read_text().strip() or 0)}
         except (OSError, ValueError):
-            continue
+            noted = set()
         group_file.unlink(missing_ok=True)
-        if group and effects.stop_orphan(group, folder.run_id):
-            notes.append(f"Stopped process group {group}, left running by step {step_id}.")
+        for group in sorted((noted | effects.find_orphan_groups(folder.run_id, step_id)) - {0}):
+            if effects.stop_orphan(group, folder.run_id):
+                notes.append(f"Stopped process group {group}, left running by step {step_id}.")
     return notes
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -22,6 +23,7 @@ from checkpointflow.shell import value_variable
 from checkpointflow.state import RunCommand, SendRequest, Text
 
 GRACE_SECONDS = 2.0
+QUICK_SECONDS = 0.05  # a command done this fast is never announced to `recover`
 
 
 @attrs.frozen
@@ -31,6 +33,7 @@ class CommandOutcome:
     duration_ms: int
     failure: str | None = None  # the process could not be started, and why
     failure_code: str | None = None
+    stdout_bytes: int = 0
 
 
 MASK = b"***"
@@ -46,7 +49,9 @@ def perform(
     """Run the command to completion (or timeout) with its output streamed to files.
 
     The command runs in a process group of its own, so a timeout stops everything it
-    started; `on_start` learns the group's id while it runs. CPF_RUN_ID and CPF_STEP_ID
+    started; `on_start` learns the group's id once the command has run for longer than
+    QUICK_SECONDS (a quick command costs no file for `recover`, which finds the orphans of
+    those by their environment instead). CPF_RUN_ID and CPF_STEP_ID
     tell the command which run and step it serves. Values read through `${env.NAME}` are
     replaced by `***` in the captured output.
     """
@@ -84,12 +89,29 @@ def perform(
             reason = _masked(_start_failure(error, effect, cwd), effect) or ""
             stderr.write(reason.encode() + b"\n")
             return CommandOutcome(None, False, _since(started), reason)
-        on_start(process.pid)
+        if not _exits_within(process, QUICK_SECONDS):
+            on_start(process.pid)
         exit_code, timed_out = _wait(process, effect.timeout_seconds)
+        written = os.fstat(stdout.fileno()).st_size
     secrets = [os.environ[name].encode() for name in effect.secrets if os.environ[name]]
     for path in (stdout_path, stderr_path):
         mask_file(path, secrets)
-    return CommandOutcome(exit_code, timed_out, _since(started))
+    return CommandOutcome(exit_code, timed_out, _since(started), stdout_bytes=written)
+
+
+def _exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether the process ends within `seconds`, learnt without polling where the system
+    offers a process descriptor (Linux); elsewhere assume it runs long."""
+    try:
+        descriptor = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        return False
+    try:
+        poller = select.poll()
+        poller.register(descriptor, select.POLLIN)
+        return bool(poller.poll(seconds * 1000))
+    finally:
+        os.close(descriptor)
 
 
 def _masked(text: str | None, effect: RunCommand | SendRequest) -> str | None:
@@ -152,6 +174,28 @@ def _wait(process: subprocess.Popen[bytes], timeout: float | None) -> tuple[int 
         _kill_group(process, signal.SIGKILL)
         process.wait()
         raise
+
+
+def find_orphan_groups(run_id: str, step_id: str) -> set[int]:
+    """Process groups of processes still running for one step of a run, found by the
+    CPF_RUN_ID and CPF_STEP_ID every step's process carries (Linux /proc; elsewhere none)."""
+    wanted = {f"CPF_RUN_ID={run_id}".encode(), f"CPF_STEP_ID={step_id}".encode()}
+    groups: set[int] = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return groups
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environment = set(handle.read().split(b"\0"))
+            if wanted <= environment:
+                groups.add(os.getpgid(int(entry)))
+        except OSError:
+            continue
+    return groups
 
 
 def stop_orphan(group: int, run_id: str) -> bool:

@@ -12,6 +12,7 @@ functions decide what happens next. All pure, like the interpreter.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -109,10 +110,11 @@ def settle_status(state: RunState) -> RunState:
     wait = state.waits[0] if state.waits else None
     if state.status in FINISHED:
         return attrs.evolve(state, wait=None) if state.wait is not None else state
-    if state.in_flight:
-        return attrs.evolve(state, status=RUNNING, wait=wait)
-    if state.waits:
-        return attrs.evolve(state, status=WAITING, wait=wait)
+    status = RUNNING if state.in_flight else WAITING if state.waits else None
+    if status is not None:
+        if state.status == status and state.wait is wait:
+            return state
+        return attrs.evolve(state, status=status, wait=wait)
     raise InternalFailure("ERR_INTERNAL", f"run {state.run_id} has nothing running or waiting")
 
 
@@ -237,8 +239,11 @@ def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, 
         field = "command" if isinstance(step, CliStep) else "request"
         return _expression_failure(workflow, put(state, spot.key, record), spot, field, error, at)
     record = attrs.evolve(record, status=RUNNING, executions=execution)
-    state = put(state, spot.key, record)
-    state = attrs.evolve(state, in_flight={**state.in_flight, spot.key: spot.frame})
+    state = attrs.evolve(
+        state,
+        steps={**state.steps, spot.key: record},
+        in_flight={**state.in_flight, spot.key: spot.frame},
+    )
     return state, (effect,)
 
 
@@ -556,8 +561,13 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
         assert isinstance(step, WorkflowStep)
         path = spot.key
         frame = Frame(owner=spot.key, parent=spot.frame, scope=scope_name, prefix=path + ".")
-        context = expression_context(workflow, state, spot.frame, None)
-        inputs, failure = _sub_inputs(step, step.workflow.inputs_schema, context, spot, path)
+        inputs, failure = _sub_inputs(
+            step,
+            step.workflow.inputs_schema,
+            expression_context(workflow, state, spot.frame, None),
+            spot,
+            path,
+        )
         if failure is not None:
             return _child_ended(workflow, state, frame, path, None, failure, at)
         frame = attrs.evolve(frame, inputs=inputs)
@@ -566,7 +576,11 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
 
 
 def _sub_inputs(
-    step: ForeachStep | WorkflowStep, schema: Any, context: dict[str, Any], spot: Spot, path: str
+    step: ForeachStep | WorkflowStep,
+    schema: Any,
+    context: Mapping[str, Any],
+    spot: Spot,
+    path: str,
 ) -> tuple[Any, Any]:
     """A sub-workflow's inputs, rendered and checked against its inputs schema."""
     try:
@@ -699,42 +713,68 @@ def put(state: RunState, key: str, record: StepRecord) -> RunState:
 
 def expression_context(
     workflow: Workflow, state: RunState, frame: str, event_input: Any
-) -> dict[str, Any]:
+) -> Context:
     """What expressions in `frame` read: its own steps, the steps of the frames around it
     (up to a sub-workflow's edge), the nearest foreach item, and the inputs."""
-    steps: dict[str, Any] = {}
-    inputs = state.inputs
-    context: dict[str, Any] = {"event": event_input}
-    path = frame
-    while True:
-        opened = state.frames[path] if path else None
-        scope = workflow.scopes[opened.scope if opened else ""]
-        prefix = opened.prefix if opened else ""
-        for step in scope.steps:
-            record = state.steps.get(prefix + step.id)
-            if record is not None and step.id not in steps:
-                steps[step.id] = {
-                    "outputs": record.outputs,
-                    "status": record.status,
-                    "error": record.error,
-                }
-        if opened is None:
-            break
-        if scope.isolated:
-            inputs = opened.inputs
-            break
-        if opened.item_index is not None and "item" not in context:
-            context["item"] = opened.item
-            context["item_index"] = opened.item_index
-        path = opened.parent
-    context["inputs"] = inputs
-    context["steps"] = steps
-    return context
+    return Context(workflow, state, frame, event_input)
 
 
-def _true(condition: Node, context: dict[str, Any]) -> bool:
+class Context(Mapping[str, Any]):
+    """The data expressions read, gathered only when an expression asks for it (most
+    commands have no expression at all, and gathering `steps` costs a pass over them)."""
+
+    def __init__(self, workflow: Workflow, state: RunState, frame: str, event_input: Any):
+        self._workflow, self._state, self._frame = workflow, state, frame
+        self._roots: dict[str, Any] | None = None
+        self._event = event_input
+
+    def _gather(self) -> dict[str, Any]:
+        if self._roots is not None:
+            return self._roots
+        workflow, state = self._workflow, self._state
+        steps: dict[str, Any] = {}
+        roots: dict[str, Any] = {"event": self._event}
+        inputs = state.inputs
+        path = self._frame
+        while True:
+            opened = state.frames[path] if path else None
+            scope = workflow.scopes[opened.scope if opened else ""]
+            prefix = opened.prefix if opened else ""
+            for step in scope.steps:
+                record = state.steps.get(prefix + step.id)
+                if record is not None and step.id not in steps:
+                    steps[step.id] = {
+                        "outputs": record.outputs,
+                        "status": record.status,
+                        "error": record.error,
+                    }
+            if opened is None:
+                break
+            if scope.isolated:
+                inputs = opened.inputs
+                break
+            if opened.item_index is not None and "item" not in roots:
+                roots["item"] = opened.item
+                roots["item_index"] = opened.item_index
+            path = opened.parent
+        roots["inputs"] = inputs
+        roots["steps"] = steps
+        self._roots = roots
+        return roots
+
+    def __getitem__(self, name: str) -> Any:
+        return self._gather()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._gather())
+
+    def __len__(self) -> int:
+        return len(self._gather())
+
+
+def _true(condition: Node, context: Mapping[str, Any]) -> bool:
     return truthy(evaluate(condition, context))
 
 
-def _render_text(text: str | None, context: dict[str, Any]) -> str | None:
+def _render_text(text: str | None, context: Mapping[str, Any]) -> str | None:
     return None if text is None else to_text(render(parse_template(text), context))

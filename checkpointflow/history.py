@@ -10,11 +10,10 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkpointflow import document, json_schema, store
 from checkpointflow.cache import DiskCache
-from checkpointflow.checks import Problem
 from checkpointflow.composition import Fetch, Parse, Tree, load_tree
 from checkpointflow.errors import InternalFailure, PersistenceFailure, ValidationFailure
 from checkpointflow.interpreter import advance
@@ -27,6 +26,9 @@ from checkpointflow.state import (
     event_from_record,
     state_from_json,
 )
+
+if TYPE_CHECKING:
+    from checkpointflow.checks import Problem
 
 REFS_FILE = "refs.json"
 

@@ -166,9 +166,11 @@ def _attempt_finished(
         raise InternalFailure(
             "ERR_INTERNAL", f"an outcome for {event.step_id} #{event.attempt} was not expected"
         )
-    state = _tick(state, event.at)
     state = attrs.evolve(
-        state, in_flight={k: v for k, v in state.in_flight.items() if k != event.step_id}
+        state,
+        seq=state.seq + 1,
+        updated_at=event.at,
+        in_flight={k: v for k, v in state.in_flight.items() if k != event.step_id},
     )
     live = frame_is_open(state, frame) and record.status == RUNNING
     step = workflow.step_at(event.step_id) if not live else None
@@ -186,12 +188,15 @@ def _attempt_finished(
     else:
         kind = step.kind if step is not None else "removed"
         raise InternalFailure("ERR_INTERNAL", f"{type(event).__name__} for a {kind} step")
-    record = attrs.evolve(record, attempts=(*record.attempts, attrs.evolve(attempt, error=error)))
+    attempts = (*record.attempts, attrs.evolve(attempt, error=error) if error else attempt)
     if spot is None:  # the step's frame was closed while it ran: only record what happened
-        return put(state, event.step_id, record), ()
+        return put(state, event.step_id, attrs.evolve(record, attempts=attempts)), ()
     if error is None:
-        record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=event.at)
+        record = attrs.evolve(
+            record, attempts=attempts, status=COMPLETED, outputs=outputs, finished_at=event.at
+        )
         return after(workflow, put(state, spot.key, record), spot, None, event.at)
+    record = attrs.evolve(record, attempts=attempts)
     return retry_or_fail(workflow, state, spot, record, error, event.at)
 
 

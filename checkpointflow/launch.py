@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from checkpointflow.expressions import parse_template
@@ -40,7 +41,7 @@ def command_effect(
         step_id=step.id,
         attempt=attempt,
         script=script,
-        shell=tuple(shlex.split(step.shell or workflow.default_shell or DEFAULT_SHELL)),
+        shell=shell_words(step.shell or workflow.default_shell or DEFAULT_SHELL),
         values=values,
         env=env,
         cwd=cwd,
@@ -49,6 +50,11 @@ def command_effect(
         parse_stdout=step.outputs_schema is not None,
         secrets=tuple(dict.fromkeys(secrets)),
     )
+
+
+@lru_cache(maxsize=64)
+def shell_words(shell: str) -> tuple[str, ...]:
+    return tuple(shlex.split(shell))
 
 
 def request_effect(

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -244,3 +245,37 @@ def test_a_damaged_state_json_is_rebuilt_from_the_log(cpf):
     assert cpf("resume", "--run-id", run_id, "--event", "go", "-q").exit_code == 0
     json.loads(state_file.read_text())  # the next checkpoint healed it
     assert cpf("verify", "--run-id", run_id).exit_code == 0
+
+
+def test_recover_finds_an_orphan_by_its_environment_without_a_pid_file(cpf):
+    """A command quicker than the pid-file delay has no pid file; if cpf dies in that
+    window, recover still finds the command by CPF_RUN_ID/CPF_STEP_ID and stops it."""
+    cpf.write(
+        "slow.yaml",
+        "schema_version: checkpointflow/v1\nworkflow:\n  id: slow\n  steps:\n"
+        "    - {id: nap, kind: cli, command: 'sleep 30'}\n",
+    )
+    process = start(cpf, "run", "-f", "slow.yaml", "-q")
+    deadline = time.monotonic() + 30
+    pid_files: list[Path] = []
+    while not pid_files and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pid_files = list((cpf.root / "runs").glob("*/steps/nap/1.pid"))
+    assert pid_files, "the long command should have been noted for recover"
+    group = int(pid_files[0].read_text())
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    pid_files[0].unlink()  # as if cpf had died before noting it
+    run_id = pid_files[0].parents[2].name
+    recovered = cpf("recover", "--run-id", run_id)
+    assert (
+        f"Stopped process group {group}, left running by step nap."
+        in recovered.envelope["warnings"]
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{group}").exists():
+        time.sleep(0.05)
+    assert (
+        not Path(f"/proc/{group}").exists()
+        or "Z" in Path(f"/proc/{group}/stat").read_text().split()[2]
+    )

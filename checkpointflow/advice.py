@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from checkpointflow.expressions import Binary, ExpressionError, Literal, Node, Path, parse_condition
+from checkpointflow.model import closure
 
 
 def warnings_for(document: dict[str, Any]) -> list[str]:
@@ -86,28 +87,18 @@ def _successors(steps: list[dict[str, Any]], index: int, owned: set[str]) -> Ite
 def _reachable(steps: list[dict[str, Any]]) -> set[str]:
     positions = {step["id"]: index for index, step in enumerate(steps)}
     owned = _owned(steps, positions)
-    seen: set[str] = set()
     free = [step["id"] for step in steps if step["id"] not in owned]
-    pending = free[:1]
-    while pending:
-        step_id = pending.pop()
-        if step_id in seen or step_id not in positions:
-            continue
-        seen.add(step_id)
-        pending.extend(_successors(steps, positions[step_id], owned))
-    return seen
+    if not free:
+        return set()
+    return closure(free[0], lambda i: _successors(steps, positions[i], owned), set(positions))
 
 
 def _owned(steps: list[dict[str, Any]], positions: dict[str, int]) -> set[str]:
     """Steps only start_at branches run (list order skips them)."""
+    every = set(positions)
     owned: set[str] = set()
-    pending = [target for step in steps for target in _start_at_targets(step)]
-    while pending:
-        step_id = pending.pop()
-        if step_id in owned or step_id not in positions:
-            continue
-        owned.add(step_id)
-        pending.extend(_successors(steps, positions[step_id], set(positions)))
+    for start in (target for step in steps for target in _start_at_targets(step)):
+        owned |= closure(start, lambda i: _successors(steps, positions[i], every), every)
     return owned
 
 

@@ -21,6 +21,7 @@ from checkpointflow.expressions import (
     references,
     templates_in,
 )
+from checkpointflow.model import closure
 
 DATA_ROOTS = frozenset({"inputs", "steps"})
 STEP_FIELDS = frozenset({"outputs", "status", "error"})
@@ -197,15 +198,7 @@ def _branch_problems(
 
 
 def _reachable(by_id: dict[str, dict[str, Any]], start: str) -> set[str]:
-    seen: set[str] = set()
-    pending = [start]
-    while pending:
-        step_id = pending.pop()
-        if step_id in seen or step_id not in by_id:
-            continue
-        seen.add(step_id)
-        pending.extend(target for _, target in _targets(by_id[step_id], ""))
-    return seen
+    return closure(start, lambda step_id: (t for _, t in _targets(by_id[step_id], "")), set(by_id))
 
 
 def _duplicate_ids(steps: list[dict[str, Any]], base: str) -> Iterator[Problem]:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # checks load only when a document has problems to report
 
 MAX_DEPTH = 16  # sub-workflows nested deeper than this are refused
 
-# (source of the referring document, its sha256, the reference) -> (bytes, source)
+# (source of the referring document, its place in the tree, the reference) -> (bytes, source)
 Fetch = Callable[[str, str, str], tuple[bytes, str]]
 # (bytes, source) -> (parsed document, its problems)
 Parse = Callable[[bytes, str], "tuple[dict[str, Any], list[Problem]]"]
@@ -38,7 +38,7 @@ class Tree:
     document: dict[str, Any]  # the top document, parsed
     sha256: str
     documents: dict[str, bytes]  # sha256 -> bytes of each referenced document
-    refs: dict[str, dict[str, str]]  # sha256 of a document -> {workflow_ref: sha256}
+    refs: dict[str, str]  # place in the tree ("a.yaml > b.yaml") -> sha256 of the document
 
 
 def workflow_refs(document: Any) -> Iterator[tuple[str, str, str]]:
@@ -66,10 +66,10 @@ def workflow_refs(document: Any) -> Iterator[tuple[str, str, str]]:
 def load_tree(data: bytes, source: str, parse: Parse, fetch: Fetch) -> Tree:
     """The workflow in `data` with all it references; every problem at once, or none."""
     documents: dict[str, bytes] = {}
-    refs: dict[str, dict[str, str]] = {}
+    refs: dict[str, str] = {}
     problems: list[Problem] = []
     sha = hashlib.sha256(data).hexdigest()
-    built = _load(data, source, sha, (), parse, fetch, documents, refs, problems)
+    built = _load(data, source, sha, "", (), parse, fetch, documents, refs, problems)
     if problems or built is None:
         _raise(problems, source)
     assert built is not None
@@ -81,11 +81,12 @@ def _load(
     data: bytes,
     source: str,
     sha: str,
+    place: str,
     chain: tuple[tuple[str, str], ...],
     parse: Parse,
     fetch: Fetch,
     documents: dict[str, bytes],
-    refs: dict[str, dict[str, str]],
+    refs: dict[str, str],
     problems: list[Problem],
 ) -> tuple[Workflow, dict[str, Any]] | None:
     from checkpointflow.checks import Problem
@@ -110,7 +111,7 @@ def _load(
             continue
         file = source if chain else None
         try:
-            child, child_source = fetch(source, sha, ref)
+            child, child_source = fetch(source, place, ref)
         except ValidationFailure as error:
             problems.append(
                 Problem(
@@ -149,13 +150,25 @@ def _load(
             )
             failed = True
             continue
-        built = _load(child, child_source, child_sha, here, parse, fetch, documents, refs, problems)
+        child_place = f"{place} > {ref}" if place else ref
+        built = _load(
+            child,
+            child_source,
+            child_sha,
+            child_place,
+            here,
+            parse,
+            fetch,
+            documents,
+            refs,
+            problems,
+        )
         if built is None:
             failed = True
             continue
         subworkflows[ref] = built[0]
         documents[child_sha] = child
-        refs.setdefault(sha, {})[ref] = child_sha
+        refs[child_place] = child_sha
     if failed:
         return None
     return build_workflow(document, subworkflows), document

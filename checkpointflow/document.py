@@ -148,6 +148,8 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
         return [_schema_problem(message, None)]
     problems: list[Problem] = []
     for step, path in all_steps(document):
+        if not _shaped(step):
+            continue  # the check of the list holding it reports what is wrong
         if step["kind"] not in KINDS:
             problems.append(
                 Problem(
@@ -168,6 +170,14 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     return checks.find_problems(document)
 
 
+def _shaped(step: Any) -> bool:
+    return (
+        isinstance(step, dict)
+        and isinstance(step.get("id"), str)
+        and isinstance(step.get("kind"), str)
+    )
+
+
 def all_steps(document: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
     """Every step of a document, nested ones included, with its JSON path. Nested lists
     are visited only under steps whose kind holds them, after their own shape is known."""
@@ -177,6 +187,8 @@ def all_steps(document: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
         for index, step in enumerate(steps):
             path = f"{base}/{index}"
             yield step, path
+            if not _shaped(step):
+                continue
             if step["kind"] == "foreach" and isinstance(step.get("body"), list):
                 pending.append((f"{path}/body", step["body"]))
             if step["kind"] == "parallel" and isinstance(step.get("branches"), list):

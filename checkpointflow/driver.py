@@ -29,9 +29,10 @@ from checkpointflow.history import (
     load_state,
     load_workflow_file,
     snapshot_workflow,
+    sub_workflows_differ,
     summary_of,
 )
-from checkpointflow.interpreter import advance, overdue_waits, wait_deadline
+from checkpointflow.interpreter import advance, frame_is_open, overdue_waits, wait_deadline
 from checkpointflow.model import Workflow
 from checkpointflow.progress import Progress
 from checkpointflow.state import (
@@ -48,6 +49,8 @@ from checkpointflow.state import (
     StepFinished,
     WaitExpired,
     event_to_record,
+    flight,
+    flight_parts,
     state_to_json,
 )
 from checkpointflow.timestamps import to_millis
@@ -84,6 +87,7 @@ class Session:
         self.log = store.EventLog(folder)
         self.unsaved_events = 0
         self.saved_at = time.monotonic()
+        self.groups: dict[str, int] = {}  # in-flight attempt -> its command's process group
 
     def apply(self, state: RunState | None, event: Event) -> tuple[RunState, tuple[Effect, ...]]:
         """Decide, then record: a refused event leaves no trace."""
@@ -129,6 +133,10 @@ class Session:
                     for future in sorted(done, key=_finished_order):
                         state, more = self.apply(state, future.result())
                         queue.extend(more)
+                    self.stop_abandoned(state)
+            except BaseException:
+                effects.stop_groups(set(self.groups.values()))  # as Ctrl-C stops one command
+                raise
             finally:
                 if pool is not None:
                     pool.shutdown(wait=True)
@@ -138,6 +146,14 @@ class Session:
         self.progress.run_settled(state)
         return state
 
+    def stop_abandoned(self, state: RunState) -> None:
+        """Stop commands whose outcome no longer matters (a fail-fast foreach failed, the
+        run failed): their frame is closed, and their outcome will only be recorded."""
+        for entry, frame in state.in_flight.items():
+            group = self.groups.get(entry)
+            if group is not None and not frame_is_open(state, frame):
+                effects.stop_groups({group})
+
     def perform(self, effect: Effect) -> StepFinished | ResponseReceived:
         if isinstance(effect, SendRequest):
             return self.send(effect)
@@ -145,19 +161,27 @@ class Session:
         self.progress.step_started(effect)
         group_file = self.folder.process_file(effect.step_id, effect.attempt)
         noted: list[int] = []
+        entry = flight(effect.step_id, effect.attempt)
 
         def note(group: int) -> None:
             store.note_process_group(group_file, group)
             noted.append(group)
 
-        with store.persisting(self.folder.path / stdout):
-            outcome = effects.perform(
-                effect,
-                self.folder.run_id,
-                self.folder.path / stdout,
-                self.folder.path / stderr,
-                on_start=note,
-            )
+        def spawn(group: int) -> None:
+            self.groups[entry] = group
+
+        try:
+            with store.persisting(self.folder.path / stdout):
+                outcome = effects.perform(
+                    effect,
+                    self.folder.run_id,
+                    self.folder.path / stdout,
+                    self.folder.path / stderr,
+                    on_start=note,
+                    on_spawn=spawn,
+                )
+        finally:
+            self.groups.pop(entry, None)
         if noted:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(group_file)
@@ -387,10 +411,9 @@ def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, 
         session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
         work: tuple[Effect, ...] = ()
         try:
-            in_flight = list(state.in_flight) or [state.current_step_id or ""]
-            for step_id in in_flight:
-                record = state.steps.get(step_id)
-                attempt = record.executions if record else 0
+            in_flight = list(state.in_flight) or [flight(state.current_step_id or "", 0)]
+            for entry in in_flight:
+                step_id, attempt = flight_parts(entry)
                 files = folder.output_files(step_id, attempt)
                 state, more = session.apply(state, RunRecovered(step_id, attempt, *files, now()))
                 work += more
@@ -404,11 +427,9 @@ def stop_orphans(folder: store.RunFolder, state: RunState) -> list[str]:
     """Kill the process groups of steps whose `cpf` died, so they cannot run on unseen:
     those noted in steps/<key>/<n>.pid, and those found by their environment."""
     notes = []
-    for step_id in state.in_flight:
-        record = state.steps.get(step_id)
-        if record is None:
-            continue
-        group_file = folder.process_file(step_id, record.executions)
+    for entry in state.in_flight:
+        step_id, attempt = flight_parts(entry)
+        group_file = folder.process_file(step_id, attempt)
         try:
             noted = {int(group_file.read_text().strip() or 0)}
         except (OSError, ValueError):
@@ -433,10 +454,27 @@ def retry_run(
     folder = store.find_run(root, run_id)
     with store.locked(folder):
         state = load_state(root, folder)
+        if state.status == "failed":
+            notes = stop_orphans(folder, state)  # steps a dead process left running
+            progress.notes(notes)
         workflow = snapshot_workflow(root, folder, state.workflow_sha256)
         sha = None
         if workflow_path is not None:
             tree, data = _edited_workflow(root, workflow_path, state)
+            if state.status != "failed":
+                raise RuntimeFailure(
+                    "ERR_RUN_NOT_FAILED",
+                    f"Run {state.run_id} is {state.status}; only a failed run can be retried.",
+                    step_id=state.current_step_id,
+                )
+            if sub_workflows_differ(folder, tree):
+                raise ValidationFailure(
+                    "ERR_VALIDATION_WORKFLOW",
+                    f"{workflow_path} is the workflow run {state.run_id} started with, but "
+                    "its sub-workflows changed; the run keeps one set of sub-workflows per "
+                    "version of its main workflow, so edit the main workflow too (for "
+                    "example its version) to retry with them.",
+                )
             workflow = tree.workflow
             sha = _keep_snapshots(folder, state, data)
             keep_sub_workflows(folder, tree)

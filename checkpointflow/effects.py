@@ -45,6 +45,7 @@ def perform(
     stdout_path: Path,
     stderr_path: Path,
     on_start: Callable[[int], object],
+    on_spawn: Callable[[int], object] | None = None,
 ) -> CommandOutcome:
     """Run the command to completion (or timeout) with its output streamed to files.
 
@@ -89,6 +90,8 @@ def perform(
             reason = _masked(_start_failure(error, effect, cwd), effect) or ""
             stderr.write(reason.encode() + b"\n")
             return CommandOutcome(None, False, _since(started), reason)
+        if on_spawn is not None:
+            on_spawn(process.pid)
         if not _exits_within(process, QUICK_SECONDS):
             on_start(process.pid)
         exit_code, timed_out = _wait(process, effect.timeout_seconds)
@@ -196,6 +199,13 @@ def find_orphan_groups(run_id: str, step_id: str) -> set[int]:
         except OSError:
             continue
     return groups
+
+
+def stop_groups(groups: set[int]) -> None:
+    """Kill process groups this process started (when it is interrupted)."""
+    for group in list(groups):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def stop_orphan(group: int, run_id: str) -> bool:

@@ -54,6 +54,7 @@ from checkpointflow.state import (
     Frame,
     RunState,
     StepRecord,
+    flight,
 )
 from checkpointflow.timestamps import from_millis, to_millis
 
@@ -242,7 +243,7 @@ def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, 
     state = attrs.evolve(
         state,
         steps={**state.steps, spot.key: record},
-        in_flight={**state.in_flight, spot.key: spot.frame},
+        in_flight={**state.in_flight, flight(spot.key, execution): spot.frame},
     )
     return state, (effect,)
 
@@ -750,7 +751,7 @@ class Context(Mapping[str, Any]):
                     }
             if opened is None:
                 break
-            if scope.isolated:
+            if scope.isolated and opened.follow_list:  # a sub-workflow's own frame
                 inputs = opened.inputs
                 break
             if opened.item_index is not None and "item" not in roots:

@@ -56,7 +56,8 @@ def workflow_from_bytes(
 ) -> Workflow:
     """A checked document (reusing earlier checks), with its sub-workflows taken from the
     run folder's copies; without a folder it may reference none."""
-    fetch = _fetch_from(folder) if folder is not None else _fetch_nothing
+    top = hashlib.sha256(data).hexdigest()
+    fetch = _fetch_from(folder, top) if folder is not None else _fetch_nothing
     return load_tree(data, source, _parser(root), fetch).workflow
 
 
@@ -78,26 +79,32 @@ def _parser(root: Path) -> Parse:
     return parse
 
 
-def _fetch_file(source: str, sha: str, ref: str) -> tuple[bytes, str]:
+def _fetch_file(source: str, place: str, ref: str) -> tuple[bytes, str]:
     path = Path(source).parent / ref
     return document.read_document(str(path)), str(path)
 
 
-def _fetch_nothing(source: str, sha: str, ref: str) -> tuple[bytes, str]:
+def _fetch_nothing(source: str, place: str, ref: str) -> tuple[bytes, str]:
     raise ValidationFailure("ERR_VALIDATION_WORKFLOW", "sub-workflows cannot be loaded here")
 
 
-def _fetch_from(folder: store.RunFolder) -> Fetch:
-    """Sub-workflows from the run's own copies (workflows/refs.json names them)."""
-    kept = folder.path / "workflows"
+def _kept_refs(folder: store.RunFolder) -> dict[str, Any]:
     try:
-        refs = json.loads((kept / REFS_FILE).read_text(encoding="utf-8"))
+        refs = json.loads((folder.path / "workflows" / REFS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        refs = {}
+        return {}
+    return refs if isinstance(refs, dict) else {}
 
-    def fetch(source: str, sha: str, ref: str) -> tuple[bytes, str]:
-        child = refs.get(sha, {}).get(ref) if isinstance(refs, dict) else None
-        path = kept / f"{child}.yaml"
+
+def _fetch_from(folder: store.RunFolder, top_sha: str) -> Fetch:
+    """Sub-workflows from the run's own copies: workflows/refs.json names, for each
+    version of the run's workflow, the document at each place in its tree."""
+    places = _kept_refs(folder).get(top_sha)
+    places = places if isinstance(places, dict) else {}
+
+    def fetch(source: str, place: str, ref: str) -> tuple[bytes, str]:
+        child = places.get(f"{place} > {ref}" if place else ref)
+        path = folder.path / "workflows" / f"{child}.yaml"
         try:
             if not isinstance(child, str):
                 raise FileNotFoundError
@@ -112,9 +119,15 @@ def _fetch_from(folder: store.RunFolder) -> Fetch:
     return fetch
 
 
+def sub_workflows_differ(folder: store.RunFolder, tree: Tree) -> bool:
+    """Whether the run already holds other sub-workflows for this very main document."""
+    kept = _kept_refs(folder).get(tree.sha256)
+    return kept is not None and kept != tree.refs
+
+
 def keep_sub_workflows(folder: store.RunFolder, tree: Tree) -> None:
     """Copy every referenced document into the run folder, so the run never reads the
-    originals again (workflows/<sha256>.yaml, named by workflows/refs.json)."""
+    originals again (workflows/<sha256>.yaml, placed by workflows/refs.json)."""
     if not tree.documents:
         return
     kept = folder.path / "workflows"
@@ -123,11 +136,7 @@ def keep_sub_workflows(folder: store.RunFolder, tree: Tree) -> None:
         for sha, data in tree.documents.items():
             if not (kept / f"{sha}.yaml").exists():
                 store.write_file_atomically(kept / f"{sha}.yaml", data)
-        try:
-            refs = json.loads((kept / REFS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            refs = {}
-        refs.update(tree.refs)
+        refs = {**_kept_refs(folder), tree.sha256: tree.refs}
         text = json.dumps(refs, indent=2, sort_keys=True) + "\n"
         store.write_file_atomically(kept / REFS_FILE, text.encode())
 

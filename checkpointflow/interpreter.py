@@ -19,6 +19,7 @@ Which events a run accepts in which status:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,7 +46,9 @@ from checkpointflow.model import (
     ApiStep,
     AwaitEventStep,
     CliStep,
+    ParallelStep,
     Workflow,
+    reachable,
 )
 from checkpointflow.state import (
     CANCELLED,
@@ -66,16 +69,37 @@ from checkpointflow.state import (
     RunState,
     StepFinished,
     WaitExpired,
+    flight,
+    flight_parts,
 )
 from checkpointflow.timestamps import to_millis
 
-__all__ = ["advance", "replay", "wait_deadline", "wait_token"]
+__all__ = ["advance", "frame_is_open", "overdue_waits", "replay", "wait_deadline", "wait_token"]
 
 Outcome = tuple[RunState, tuple[Effect, ...]]
+RECURSION_LIMIT = 20_000
 
 
 def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome:
     """The run's next state and the work to do next, after `event`."""
+    # Steps that finish at once (switch, end, a sub-workflow of such steps) follow each
+    # other as nested calls; give long chains of them room, for this call only.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
+    try:
+        return _advance(workflow, state, event)
+    except RecursionError:
+        raise ValidationFailure(
+            "ERR_VALIDATION_WORKFLOW",
+            f"Workflow '{workflow.id}' chains too many steps that finish at once (switch, "
+            "end, skipped steps, sub-workflows without commands) for one transition; "
+            "nothing was changed. Split the chain with a command or a wait.",
+        ) from None
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def _advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome:
     if isinstance(event, RunStarted):
         if state is not None:
             raise InternalFailure("ERR_INTERNAL", "run_started for a run that already started")
@@ -161,8 +185,9 @@ def _attempt_finished(
 ) -> Outcome:
     """Judge a command's or request's outcome: go on, retry, or settle the failure."""
     record = state.steps.get(event.step_id)
-    frame = state.in_flight.get(event.step_id)
-    if frame is None or record is None or record.executions != event.attempt:
+    entry = flight(event.step_id, event.attempt)
+    frame = state.in_flight.get(entry)
+    if frame is None or record is None:
         raise InternalFailure(
             "ERR_INTERNAL", f"an outcome for {event.step_id} #{event.attempt} was not expected"
         )
@@ -170,9 +195,10 @@ def _attempt_finished(
         state,
         seq=state.seq + 1,
         updated_at=event.at,
-        in_flight={k: v for k, v in state.in_flight.items() if k != event.step_id},
+        in_flight={k: v for k, v in state.in_flight.items() if k != entry},
     )
-    live = frame_is_open(state, frame) and record.status == RUNNING
+    current = record.executions == event.attempt
+    live = current and frame_is_open(state, frame) and record.status == RUNNING
     step = workflow.step_at(event.step_id) if not live else None
     spot = spot_of(workflow, state, frame, event.step_id) if live else None
     step = spot.step if spot is not None else step
@@ -189,7 +215,9 @@ def _attempt_finished(
         kind = step.kind if step is not None else "removed"
         raise InternalFailure("ERR_INTERNAL", f"{type(event).__name__} for a {kind} step")
     attempts = (*record.attempts, attrs.evolve(attempt, error=error) if error else attempt)
-    if spot is None:  # the step's frame was closed while it ran: only record what happened
+    if spot is None:  # its frame closed (or the step began anew) while it ran: only record
+        if not current:
+            return state, ()
         return put(state, event.step_id, attrs.evolve(record, attempts=attempts)), ()
     if error is None:
         record = attrs.evolve(
@@ -337,7 +365,7 @@ def _wait_expired(workflow: Workflow, state: RunState, event: WaitExpired) -> Ou
 
 def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outcome:
     """Settle an attempt a dead process left in flight: retry it if allowed, else fail."""
-    if state.status in FINISHED or not state.in_flight:
+    if not state.in_flight:
         raise RuntimeFailure(
             "ERR_RUN_NOT_INTERRUPTED",
             f"Run {state.run_id} is {state.status}; recover only settles a run whose "
@@ -345,13 +373,14 @@ def _recovered(workflow: Workflow, state: RunState, event: RunRecovered) -> Outc
             step_id=state.current_step_id,
         )
     record = state.steps.get(event.step_id)
-    frame = state.in_flight.get(event.step_id)
-    if frame is None or record is None or record.executions != event.attempt:
+    entry = flight(event.step_id, event.attempt)
+    frame = state.in_flight.get(entry)
+    if frame is None or record is None:
         raise InternalFailure("ERR_INTERNAL", "run_recovered does not name a step in flight")
     state = _tick(state, event.at)
-    state = attrs.evolve(
-        state, in_flight={k: v for k, v in state.in_flight.items() if k != event.step_id}
-    )
+    state = attrs.evolve(state, in_flight={k: v for k, v in state.in_flight.items() if k != entry})
+    if record.executions != event.attempt:
+        return state, ()  # an attempt of an earlier visit: nothing to settle
     error = verdicts.error(
         "ERR_INTERRUPTED",
         f"Step '{event.step_id}' was interrupted: the cpf process running attempt "
@@ -393,6 +422,22 @@ def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
             f"Run {state.run_id} has no step {target!r} to retry from (steps: {known}).",
             step_id=target,
         )
+    if target in workflow.scopes[""].owned:
+        owner = next(
+            step.id
+            for step in workflow.steps
+            if isinstance(step, ParallelStep)
+            and any(
+                b.start_at and not b.steps and target in reachable(workflow.steps, b.start_at)
+                for b in step.branches
+            )
+        )
+        raise ValidationFailure(
+            "ERR_STEP_NOT_FOUND",
+            f"Step '{target}' runs only as part of a branch of parallel step '{owner}'; "
+            f"retry from '{owner}' instead.",
+            step_id=target,
+        )
     state = attrs.evolve(
         _tick(state, event.at),
         status=RUNNING,
@@ -416,7 +461,8 @@ def _cancelled(state: RunState, event: RunCancelled) -> Outcome:
             step_id=state.current_step_id,
         )
     state = _tick(state, event.at)
-    active = [state.current_step_id, *state.in_flight, *(w["wait_id"] for w in state.waits)]
+    running = [flight_parts(entry)[0] for entry in state.in_flight]
+    active = [state.current_step_id, *running, *(w["wait_id"] for w in state.waits)]
     active += [frame.current for frame in state.frames.values()]
     steps = dict(state.steps)
     for key in active:

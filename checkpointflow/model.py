@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -156,6 +156,7 @@ class Scope:
     positions: dict[str, int] = attrs.field(init=False, eq=False, repr=False)
     following: tuple[int, ...] = attrs.field(init=False, eq=False, repr=False)
     first: int = attrs.field(init=False, eq=False, repr=False)
+    owned: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         positions = {step.id: index for index, step in enumerate(self.steps)}
@@ -168,6 +169,7 @@ class Scope:
         object.__setattr__(self, "positions", positions)
         object.__setattr__(self, "following", tuple(reversed(following)))
         object.__setattr__(self, "first", next_free)
+        object.__setattr__(self, "owned", owned)
 
     @property
     def prefix(self) -> str:
@@ -192,14 +194,19 @@ def branch_owned(steps: tuple[Step, ...]) -> frozenset[str]:
 def reachable(steps: tuple[Step, ...], start: str) -> set[str]:
     """The step `start` and every step its jumps lead to, within one list."""
     by_id = {step.id: step for step in steps}
+    return closure(start, lambda step_id: jump_targets(by_id[step_id]), set(by_id))
+
+
+def closure(start: str, successors: Callable[[str], Iterable[str]], known: set[str]) -> set[str]:
+    """`start` and everything `successors` leads to from it, among the `known` ids."""
     seen: set[str] = set()
     pending = [start]
     while pending:
         step_id = pending.pop()
-        if step_id in seen or step_id not in by_id:
+        if step_id in seen or step_id not in known:
             continue
         seen.add(step_id)
-        pending.extend(jump_targets(by_id[step_id]))
+        pending.extend(successors(step_id))
     return seen
 
 

@@ -40,6 +40,10 @@ class Progress:
             self.stream.write(f"cpf: {text}\n")
             self.stream.flush()
 
+    def notes(self, texts: list[str]) -> None:
+        for text in texts:
+            self._say(text, _YELLOW)
+
     def step_started(self, effect: RunCommand | SendRequest) -> None:
         again = f" (#{effect.attempt})" if effect.attempt > 1 else ""
         wait = f" after {effect.delay_seconds:g}s backoff" if effect.delay_seconds else ""

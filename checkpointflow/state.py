@@ -285,8 +285,18 @@ class RunState:
     cancel_reason: str | None = None
     secret: str = ""
     waits: tuple[JSON, ...] = ()  # every pending wait; `wait` is the first of them
-    in_flight: dict[str, str] = attrs.field(factory=dict)  # step key -> frame, while it runs
+    in_flight: dict[str, str] = attrs.field(factory=dict)  # "key#attempt" -> frame, while it runs
     frames: dict[str, Frame] = attrs.field(factory=dict)  # open frames by path
+
+
+def flight(key: str, attempt: int) -> str:
+    """How `in_flight` names one running attempt: `deploy_all[2].deploy#1`."""
+    return f"{key}#{attempt}"
+
+
+def flight_parts(entry: str) -> tuple[str, int]:
+    key, _, attempt = entry.rpartition("#")
+    return key, int(attempt)
 
 
 def state_to_json(state: RunState) -> dict[str, Any]:

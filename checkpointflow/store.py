@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -70,11 +71,24 @@ class RunFolder:
 
     def process_file(self, step_id: str, attempt: int) -> Path:
         """Holds the process group id of an attempt while it runs."""
-        return self.path / "steps" / step_id / f"{attempt}.pid"
+        return self.path / "steps" / step_folder(step_id) / f"{attempt}.pid"
 
     def output_files(self, step_id: str, attempt: int) -> tuple[str, str]:
         """Paths, relative to the run folder, of one attempt's captured stdout and stderr."""
-        return f"steps/{step_id}/{attempt}.stdout", f"steps/{step_id}/{attempt}.stderr"
+        folder = step_folder(step_id)
+        return f"steps/{folder}/{attempt}.stdout", f"steps/{folder}/{attempt}.stderr"
+
+
+MAX_FOLDER_NAME = 200  # bytes; file systems allow 255
+
+
+def step_folder(key: str) -> str:
+    """The folder under steps/ for a step key: the key itself, or, for a key too long to
+    be a file name (deep nesting of long ids), its start and a digest of the whole."""
+    if len(key.encode()) <= MAX_FOLDER_NAME:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{key.encode()[:120].decode(errors='ignore')}~{digest}"
 
 
 def _runs_dir(root: Path) -> Path:

@@ -117,7 +117,7 @@ def test_fail_fast_stops_opening_iterations_and_only_records_late_outcomes() -> 
     assert run.s.status == FAILED
     assert run.s.error is not None and run.s.error["code"] == "ERR_STEP_FAILED"
     # the other iteration's command still runs; its outcome will only be recorded
-    assert list(run.s.in_flight) == ["each[1].x"]
+    assert run.s.in_flight == {"each[1].x#1": "each[1]"}
     assert run.s.steps["each[1].x"].status == CANCELLED
     assert run.send(finished(second)) == ()
     assert (run.s.status, run.s.in_flight) == (FAILED, {})
@@ -376,3 +376,103 @@ def test_validate_warnings_know_start_at_branches_and_look_inside_containers() -
     assert any("'never': no path" in w for w in warnings)
     assert any("'ask': an await_event without timeout_seconds" in w for w in warnings)
     assert any("'fan': retry has no effect on a parallel step" in w for w in warnings)
+
+
+# --- found in review ----------------------------------------------------------------------
+
+
+def test_steps_of_a_start_at_branch_read_the_inputs() -> None:
+    wf = workflow(
+        [
+            {"id": "checks", "kind": "parallel", "branches": [{"start_at": "greet"}]},
+            cli("greet", "echo ${inputs.name}"),
+        ]
+    )
+    run = Run(wf)
+    assert run.start({"name": "bob"})[0].values == ("bob",)
+
+
+def test_a_container_entered_again_while_an_abandoned_attempt_runs() -> None:
+    wf = workflow(
+        [
+            foreach("each", [cli("x")], concurrency=2, on_error={"next": "again"}),
+            end("done"),
+            cli("again", transitions=[{"next": "each"}]),
+        ]
+    )
+    run = Run(wf)
+    first, second = run.start({"items": [0, 1]})
+    again = run.send(finished(first, exit_code=1))  # fail fast: each[1].x#1 runs on
+    assert keys(again) == ["again"]
+    relaunched = run.send(finished(again[0]))
+    assert keys(relaunched) == ["each[0].x", "each[1].x"]
+    assert set(run.s.in_flight) == {"each[0].x#2", "each[1].x#1", "each[1].x#2"}
+    assert run.send(finished(second)) == ()  # the abandoned attempt: only logged
+    for effect in relaunched:
+        run.send(finished(effect, output=effect.step_id))
+    assert run.s.status == COMPLETED
+    assert run.s.in_flight == {}
+    assert replay(wf, run.events) == run.s
+
+
+def test_recover_settles_every_attempt_even_after_the_first_fails_the_run() -> None:
+    from checkpointflow.state import RunRecovered
+
+    run = Run(workflow([foreach("each", [cli("x")], concurrency=2)]))
+    run.start({"items": [1, 2]})
+    for key in ("each[0].x", "each[1].x"):
+        run.send(RunRecovered(key, 1, f"steps/{key}/1.stdout", f"steps/{key}/1.stderr", at()))
+    assert run.s.status == FAILED
+    assert run.s.error is not None and run.s.error["code"] == "ERR_INTERRUPTED"
+    assert run.s.in_flight == {}
+
+
+def test_retry_from_a_step_only_a_branch_runs_is_refused() -> None:
+    from checkpointflow.errors import ValidationFailure
+    from checkpointflow.state import RunRetried
+
+    wf = workflow(
+        [
+            {"id": "par", "kind": "parallel", "branches": [{"start_at": "lint"}]},
+            cli("lint"),
+            end("fin"),
+        ]
+    )
+    run = Run(wf)
+    run.start()
+    run.finish(exit_code=1)
+    assert run.s.status == FAILED
+    with pytest.raises(ValidationFailure) as refused:
+        advance(wf, run.s, RunRetried("lint", at()))
+    assert refused.value.code == "ERR_STEP_NOT_FOUND"
+    assert "retry from 'par'" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [{"id": "a", "command": "true"}, "oops", {"kind": "cli", "command": "true"}],
+    ids=["no kind", "not a mapping", "no id"],
+)
+def test_malformed_nested_steps_are_problems_reported_once(nested: Any) -> None:
+    from checkpointflow.document import find_problems as document_problems
+
+    for holder in (
+        {"id": "each", "kind": "foreach", "items": "${inputs.items}", "body": [nested]},
+        {"id": "par", "kind": "parallel", "branches": [{"steps": [nested]}]},
+    ):
+        document = {
+            "schema_version": "checkpointflow/v1",
+            "workflow": {"id": "wf", "steps": [holder]},
+        }
+        problems = document_problems(document)
+        assert problems
+        assert len({(p.path, p.message) for p in problems}) == len(problems)
+
+
+def test_a_long_chain_of_steps_that_finish_at_once_runs_in_one_transition() -> None:
+    noop = sub_workflow([end("fin", result="ok")])
+    steps = [{"id": f"w{i}", "kind": "workflow", "workflow_ref": "sub.yaml"} for i in range(1500)]
+    run = Run(with_subworkflow(steps, noop))
+    run.start()
+    assert run.s.status == COMPLETED
+    assert run.s.steps["w1499"].outputs == "ok"

@@ -212,7 +212,7 @@ def test_foreach_without_fail_fast_runs_all_and_lists_every_failure(cpf):
     assert steps["each[2].work"]["status"] == "completed"
 
 
-def test_fail_fast_lets_running_iterations_finish_and_starts_no_more(cpf):
+def test_fail_fast_stops_running_iterations_and_starts_no_more(cpf):
     body = """
 id: fast
 steps:
@@ -223,16 +223,18 @@ steps:
     body:
       - id: work
         kind: cli
-        command: 'if [ "${item}" = bad ]; then exit 4; fi; sleep 0.5; touch "done-${item}.txt"'
+        command: 'if [ "${item}" = bad ]; then exit 4; fi; sleep 30; touch "done-${item}.txt"'
 """
     result = start(cpf, body, {"names": ["slow", "bad", "later"]})
     assert (result.exit_code, result.error_code) == (30, "ERR_STEP_FAILED")
     assert result.envelope["error"]["step_id"] == "each"
-    assert (cpf.cwd / "done-slow.txt").exists()
+    assert not (cpf.cwd / "done-slow.txt").exists()
     assert not (cpf.cwd / "done-later.txt").exists()
     steps = state_of(cpf, result.envelope["run_id"])["steps"]
-    # the iteration that was running is let finish, and its attempt is recorded
-    assert [a["exit_code"] for a in steps["each[0].work"]["attempts"]] == [0]
+    # the iteration that was running is stopped, and its attempt is recorded
+    [stopped] = steps["each[0].work"]["attempts"]
+    assert stopped["exit_code"] != 0
+    assert steps["each[0].work"]["status"] == "cancelled"
     assert steps["each[1].work"]["status"] == "failed"
     assert "each[2].work" not in steps
     assert sorted(finished_steps(cpf, result.envelope["run_id"])) == [

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from tests.conftest import CPF
 
@@ -60,7 +61,7 @@ def test_recover_settles_every_step_left_in_flight(cpf):
     status = cpf("status", "--run-id", run_id)
     assert status.envelope["status"] == "running"
     state = read_state(cpf, run_id)
-    assert sorted(state["in_flight"]) == ["both.flaky.once", "both.slow.nap"]
+    assert state["in_flight"] == {"both.flaky.once#1": "both.flaky", "both.slow.nap#1": "both.slow"}
 
     recovered = cpf("recover", "--run-id", run_id)
     stopped = [w for w in recovered.envelope.get("warnings", []) if "Stopped process group" in w]
@@ -79,3 +80,78 @@ def test_recover_settles_every_step_left_in_flight(cpf):
 
 def read_state(cpf, run_id: str) -> dict:
     return json.loads((cpf.run_folder(run_id) / "state.json").read_text())
+
+
+PAIR = """\
+schema_version: checkpointflow/v1
+workflow:
+  id: pair
+  steps:
+    - id: both
+      kind: parallel
+      branches:
+        - {id: a, steps: [{id: nap, kind: cli, command: 'sleep 300'}]}
+        - {id: b, steps: [{id: nap, kind: cli, command: 'sleep 300'}]}
+"""
+
+
+def test_ctrl_c_stops_every_running_branch_at_once(cpf):
+    cpf.write("pair.yaml", PAIR)
+    process = subprocess.Popen(
+        [CPF, "run", "-f", "pair.yaml", "-q"],
+        cwd=cpf.cwd,
+        env=cpf.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    runs = cpf.root / "runs"
+    deadline = time.monotonic() + 30
+    pid_files: list = []
+    while len(pid_files) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pid_files = list(runs.glob("*/steps/*/1.pid")) if runs.exists() else []
+    groups = [int(path.read_text()) for path in pid_files]
+    assert len(groups) == 2
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=120)  # a hang guard: the commands take 300 s
+    assert process.returncode == 130
+    assert json.loads(out)["error"]["code"] == "ERR_INTERRUPTED"
+    for group in groups:
+        alive = (
+            Path(f"/proc/{group}").exists()
+            and "Z" not in Path(f"/proc/{group}/stat").read_text().split()[2]
+        )
+        assert not alive
+
+
+FAIL_FAST = """\
+schema_version: checkpointflow/v1
+workflow:
+  id: fast
+  steps:
+    - id: each
+      kind: foreach
+      items: ${inputs.items}
+      concurrency: 2
+      body:
+        - {id: x, kind: cli, command: 'if [ ${item} = 0 ]; then exit 1; fi; sleep 300'}
+"""
+
+
+def test_fail_fast_stops_the_iterations_still_running(cpf):
+    cpf.write("fast.yaml", FAIL_FAST)
+    process = subprocess.Popen(
+        [CPF, "run", "-f", "fast.yaml", "--input", '{"items": [0, 1]}', "-q"],
+        cwd=cpf.cwd,
+        env=cpf.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, _ = process.communicate(timeout=120)  # a hang guard: the sleep takes 300 s
+    envelope = json.loads(out)
+    assert (envelope["status"], envelope["error"]["code"]) == ("failed", "ERR_STEP_FAILED")
+    state = read_state(cpf, envelope["run_id"])
+    assert state["in_flight"] == {}
+    [stopped] = state["steps"]["each[1].x"]["attempts"]
+    assert state["steps"]["each[1].x"]["status"] == "cancelled"
+    assert stopped["exit_code"] != 0

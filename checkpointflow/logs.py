@@ -153,7 +153,7 @@ def latest_attempt(folder: store.RunFolder, step_id: str) -> int:
     """The highest attempt number with captured output (0 when there is none)."""
     numbers = [
         int(path.stem)
-        for path in (folder.path / "steps" / step_id).glob("*.std*")
+        for path in (folder.path / "steps" / store.step_folder(step_id)).glob("*.std*")
         if path.stem.isdigit()
     ]
     return max(numbers, default=0)

@@ -155,3 +155,21 @@ def test_fail_fast_stops_the_iterations_still_running(cpf):
     [stopped] = state["steps"]["each[1].x"]["attempts"]
     assert state["steps"]["each[1].x"]["status"] == "cancelled"
     assert stopped["exit_code"] != 0
+
+
+def test_step_keys_too_long_for_a_file_name_get_a_digest_folder(cpf):
+    outer, inner = "a" * 128, "b" * 128
+    cpf.write(
+        "long.yaml",
+        "schema_version: checkpointflow/v1\nworkflow:\n  id: long\n  steps:\n"
+        f"    - id: {outer}\n      kind: foreach\n      items: ${{inputs.items}}\n"
+        f"      body:\n        - {{id: {inner}, kind: cli, command: 'echo hi'}}\n",
+    )
+    assert cpf("validate", "-f", "long.yaml").exit_code == 0
+    result = cpf("run", "-f", "long.yaml", "--input", '{"items": [1]}')
+    assert result.envelope["status"] == "completed", result.envelope
+    key = f"{outer}[0].{inner}"
+    shown = cpf("logs", "--run-id", result.envelope["run_id"], "--output", key)
+    assert shown.envelope["result"]["stdout"]["text"] == "hi\n"
+    folder = Path(shown.envelope["result"]["stdout"]["path"]).parent
+    assert len(folder.name.encode()) <= 200 and "~" in folder.name

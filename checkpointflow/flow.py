@@ -64,6 +64,21 @@ MAIN = ""  # the frame of the run's own steps
 
 
 @attrs.frozen
+class Jump:
+    """Go on at step `index` of `frame`: returned instead of entering the step at once, so
+    that steps finishing at once follow each other in a loop (`resolve`), not in ever
+    deeper calls. `effects` are those asked for on the way."""
+
+    state: RunState
+    frame: str
+    index: int
+    effects: tuple[Effect, ...] = ()
+
+
+Next = tuple[RunState, tuple[Effect, ...]] | Jump
+
+
+@attrs.frozen
 class Spot:
     """A step where it runs: its frame, its key in `state.steps`, and the step itself."""
 
@@ -126,15 +141,42 @@ def start(workflow: Workflow, state: RunState, at: str) -> Outcome:
     return enter(workflow, state, MAIN, workflow.scopes[""].first, at)
 
 
+def resolve(workflow: Workflow, step: Next, at: str) -> Outcome:
+    """Follow jumps until the run needs the outside world (effects) or waits or ends."""
+    effects: tuple[Effect, ...] = ()
+    while isinstance(step, Jump):
+        effects += step.effects
+        step = _enter(workflow, step.state, step.frame, step.index, at)
+    state, more = step
+    return state, effects + more
+
+
+def enter(workflow: Workflow, state: RunState, frame: str, index: int, at: str) -> Outcome:
+    """Start the step at `index` of the frame's list, and go on as far as the run can."""
+    return resolve(workflow, Jump(state, frame, index), at)
+
+
+def after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at: str) -> Outcome:
+    """`_after`, followed as far as the run can go."""
+    return resolve(workflow, _after(workflow, state, spot, event_input, at), at)
+
+
 def retry_or_fail(
     workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, error: Any, at: str
 ) -> Outcome:
     if len(record.attempts) < spot.step.retry.max_attempts:
-        return launch(workflow, state, spot, record, at)
+        return resolve(workflow, launch(workflow, state, spot, record, at), at)
     return step_failed(workflow, state, spot, record, error, at)
 
 
-def after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at: str) -> Outcome:
+def step_failed(
+    workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, error: Any, at: str
+) -> Outcome:
+    """`_step_failed`, followed as far as the run can go."""
+    return resolve(workflow, _step_failed(workflow, state, spot, record, error, at), at)
+
+
+def _after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at: str) -> Next:
     """Follow the first matching transition, or go on to the next step in the list.
 
     When a step has transitions and none matches, an event is refused (the run keeps
@@ -147,7 +189,7 @@ def after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at:
     if not step.transitions:
         follow = spot.frame == MAIN or state.frames[spot.frame].follow_list
         index = scope.following[scope.positions[step.id]] if follow else len(scope.steps)
-        return enter(workflow, state, spot.frame, index, at)
+        return Jump(state, spot.frame, index)
     context = expression_context(workflow, state, spot.frame, event_input)
     for transition in step.transitions:
         try:
@@ -161,7 +203,7 @@ def after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at:
                 ) from None
             return _expression_failure(workflow, state, spot, "transitions", error, at)
         if taken:
-            return enter(workflow, state, spot.frame, scope.positions[transition.next], at)
+            return Jump(state, spot.frame, scope.positions[transition.next])
     message = f"No transition of step '{spot.key}' matched"
     if isinstance(step, AwaitEventStep):
         raise StepFailure(
@@ -171,10 +213,10 @@ def after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at:
             step_id=spot.key,
         )
     failure = verdicts.error("ERR_STEP_FAILED", f"{message} its outputs.", spot.key)
-    return step_failed(workflow, state, spot, state.steps[spot.key], failure, at)
+    return _step_failed(workflow, state, spot, state.steps[spot.key], failure, at)
 
 
-def enter(workflow: Workflow, state: RunState, frame: str, index: int, at: str) -> Outcome:
+def _enter(workflow: Workflow, state: RunState, frame: str, index: int, at: str) -> Next:
     """Start the step at `index` of the frame's list, skipping those whose `if` is false."""
     scope = scope_of(workflow, state, frame)
     prefix = state.frames[frame].prefix if frame else ""
@@ -223,7 +265,7 @@ def placed(step: StepKind, key: str) -> StepKind:
     return step if step.id == key else attrs.evolve(step, id=key)
 
 
-def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, at: str) -> Outcome:
+def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, at: str) -> Next:
     """Ask the driver to run the step's next attempt."""
     context = expression_context(workflow, state, spot.frame, None)
     execution = record.executions + 1
@@ -248,9 +290,7 @@ def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, 
     return state, (effect,)
 
 
-def _wait(
-    workflow: Workflow, state: RunState, spot: Spot, step: AwaitEventStep, at: str
-) -> Outcome:
+def _wait(workflow: Workflow, state: RunState, spot: Spot, step: AwaitEventStep, at: str) -> Next:
     context = expression_context(workflow, state, spot.frame, None)
     try:
         prompt = _render_text(step.prompt, context)
@@ -284,7 +324,7 @@ def without_wait(state: RunState, key: str) -> RunState:
     return attrs.evolve(state, waits=tuple(w for w in state.waits if w["wait_id"] != key))
 
 
-def _end(workflow: Workflow, state: RunState, spot: Spot, step: EndStep, at: str) -> Outcome:
+def _end(workflow: Workflow, state: RunState, spot: Spot, step: EndStep, at: str) -> Next:
     record = attrs.evolve(_visit(state, spot.key, at, status=COMPLETED), finished_at=at)
     try:
         result = render_value(step.result, expression_context(workflow, state, spot.frame, None))
@@ -294,7 +334,7 @@ def _end(workflow: Workflow, state: RunState, spot: Spot, step: EndStep, at: str
     return frame_ended(workflow, state, spot.frame, result, at, ended_by=step)
 
 
-def _switch(workflow: Workflow, state: RunState, spot: Spot, step: SwitchStep, at: str) -> Outcome:
+def _switch(workflow: Workflow, state: RunState, spot: Spot, step: SwitchStep, at: str) -> Next:
     """Go to the first case whose `when` holds, else to `default`."""
     context = expression_context(workflow, state, spot.frame, None)
     record = _visit(state, spot.key, at, status=RUNNING)
@@ -312,7 +352,7 @@ def _switch(workflow: Workflow, state: RunState, spot: Spot, step: SwitchStep, a
         f"Step '{spot.key}': no case matched and there is no default.",
         spot.key,
     )
-    return step_failed(workflow, state, spot, record, failure, at)
+    return _step_failed(workflow, state, spot, record, failure, at)
 
 
 def _switch_to(
@@ -323,14 +363,14 @@ def _switch_to(
     case: int | str,
     target: str,
     at: str,
-) -> Outcome:
+) -> Next:
     outputs = {"case": case, "next": target}
     record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=at)
     state = put(state, spot.key, record)
     if spot.frame != MAIN:
         state = _set_frame(state, spot.frame, last=spot.key)
     scope = scope_of(workflow, state, spot.frame)
-    return enter(workflow, state, spot.frame, scope.positions[target], at)
+    return Jump(state, spot.frame, scope.positions[target])
 
 
 # --- the end of a frame ---------------------------------------------------------------------
@@ -343,7 +383,7 @@ def frame_ended(
     result: Any,
     at: str,
     ended_by: EndStep | None = None,
-) -> Outcome:
+) -> Next:
     """A frame ran out of steps or reached an `end`: the run completes, or the frame's
     result goes to the step that opened it."""
     scope = scope_of(workflow, state, frame)
@@ -367,7 +407,7 @@ def frame_ended(
     return _child_ended(workflow, state, opened, frame, result, None, at)
 
 
-def frame_failed(workflow: Workflow, state: RunState, frame: str, error: Any, at: str) -> Outcome:
+def frame_failed(workflow: Workflow, state: RunState, frame: str, error: Any, at: str) -> Next:
     """A step in the frame failed for good and nothing there routes the failure."""
     if frame == MAIN:
         state = _abandon_frames(state, lambda _: True, at)
@@ -377,24 +417,24 @@ def frame_failed(workflow: Workflow, state: RunState, frame: str, error: Any, at
     return _child_ended(workflow, state, opened, frame, None, error, at)
 
 
-def step_failed(
+def _step_failed(
     workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, error: Any, at: str
-) -> Outcome:
+) -> Next:
     """A step failed for good: its `on_error` handler takes over, or its frame fails."""
     record = attrs.evolve(record, status=FAILED, error=error, finished_at=at)
     state = put(state, spot.key, record)
     if spot.step.on_error is not None:
         scope = scope_of(workflow, state, spot.frame)
-        return enter(workflow, state, spot.frame, scope.positions[spot.step.on_error], at)
+        return Jump(state, spot.frame, scope.positions[spot.step.on_error])
     return frame_failed(workflow, state, spot.frame, error, at)
 
 
 def _expression_failure(
     workflow: Workflow, state: RunState, spot: Spot, field: str, error: ExpressionError, at: str
-) -> Outcome:
+) -> Next:
     failure = verdicts.error("ERR_EXPRESSION", f"Step '{spot.key}' {field}: {error}", spot.key)
     record = state.steps.get(spot.key) or _visit(state, spot.key, at, status=FAILED)
-    return step_failed(workflow, state, spot, record, failure, at)
+    return _step_failed(workflow, state, spot, record, failure, at)
 
 
 def _abandon_frames(state: RunState, chosen: Any, at: str) -> RunState:
@@ -425,7 +465,7 @@ def _abandon_frames(state: RunState, chosen: Any, at: str) -> RunState:
 # --- containers: foreach, parallel, workflow ------------------------------------------------
 
 
-def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Outcome:
+def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Next:
     """Start a foreach, parallel or workflow step: decide its children, open the first."""
     step = spot.step
     record = _visit(state, spot.key, at, status=RUNNING)
@@ -442,7 +482,7 @@ def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) ->
                 f"{_json_kind(items)}.",
                 spot.key,
             )
-            return step_failed(workflow, state, spot, record, failure, at)
+            return _step_failed(workflow, state, spot, record, failure, at)
         total, limit = len(items), step.concurrency
         results: Any = [None] * total
     elif isinstance(step, ParallelStep):
@@ -464,7 +504,7 @@ def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) ->
     return _open_children(workflow, state, spot, at)
 
 
-def _open_children(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Outcome:
+def _open_children(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Next:
     """Open children while the container has room; finish it once all have ended.
 
     Children that end at once report back while this loop still holds the container
@@ -490,7 +530,10 @@ def _open_children(workflow: Workflow, state: RunState, spot: Spot, at: str) -> 
             state = _put_progress(state, spot.key, opening=False)
         if not _container_open(state, spot):
             return state, tuple(effects)
-    state, work = _maybe_finish(workflow, state, spot, at)
+    finished = _maybe_finish(workflow, state, spot, at)
+    if isinstance(finished, Jump):
+        return attrs.evolve(finished, effects=(*effects, *finished.effects))
+    state, work = finished
     return state, (*effects, *work)
 
 
@@ -530,7 +573,9 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
             }
             inputs, failure = _sub_inputs(step, step.workflow.inputs_schema, context, spot, path)
             if failure is not None:
-                return _child_ended(workflow, state, frame, path, None, failure, at)
+                return resolve(
+                    workflow, _child_ended(workflow, state, frame, path, None, failure, at), at
+                )
             frame = attrs.evolve(frame, inputs=inputs)
     elif isinstance(step, ParallelStep):
         branch = step.branches[index]
@@ -570,7 +615,9 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
             path,
         )
         if failure is not None:
-            return _child_ended(workflow, state, frame, path, None, failure, at)
+            return resolve(
+                workflow, _child_ended(workflow, state, frame, path, None, failure, at), at
+            )
         frame = attrs.evolve(frame, inputs=inputs)
     state = attrs.evolve(state, frames={**state.frames, path: frame})
     return enter(workflow, state, path, workflow.scopes[frame.scope].first, at)
@@ -608,7 +655,7 @@ def _child_ended(
     result: Any,
     error: Any,
     at: str,
-) -> Outcome:
+) -> Next:
     """One iteration, branch or sub-workflow finished (error None) or failed."""
     owner = child.owner
     spot = spot_of(workflow, state, child.parent, owner)
@@ -639,7 +686,7 @@ def _fail_fast(step: Step) -> bool:
     return isinstance(step, WorkflowStep) or (isinstance(step, ForeachStep) and step.fail_fast)
 
 
-def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Outcome:
+def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> Next:
     """Settle the container once every child has ended (or one failed, when it fails fast)."""
     record = state.steps[spot.key]
     progress = record.progress
@@ -654,7 +701,7 @@ def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> O
         return state, ()
     record = attrs.evolve(state.steps[spot.key], progress=None)
     if failures:
-        return step_failed(workflow, state, spot, record, _container_error(spot, failures), at)
+        return _step_failed(workflow, state, spot, record, _container_error(spot, failures), at)
     outputs = progress["results"]
     step = spot.step
     assert isinstance(step, ForeachStep | ParallelStep | WorkflowStep)
@@ -663,9 +710,9 @@ def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> O
         if problem is not None:
             message = f"Step '{spot.key}' outputs do not match its outputs schema: {problem}"
             failure = verdicts.error("ERR_STEP_OUTPUT_INVALID", message, spot.key)
-            return step_failed(workflow, state, spot, record, failure, at)
+            return _step_failed(workflow, state, spot, record, failure, at)
     record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=at)
-    return after(workflow, put(state, spot.key, record), spot, None, at)
+    return _after(workflow, put(state, spot.key, record), spot, None, at)
 
 
 def _within(state: RunState, path: str, frame: str) -> bool:

@@ -19,7 +19,6 @@ Which events a run accepts in which status:
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -77,26 +76,18 @@ from checkpointflow.timestamps import to_millis
 __all__ = ["advance", "frame_is_open", "overdue_waits", "replay", "wait_deadline", "wait_token"]
 
 Outcome = tuple[RunState, tuple[Effect, ...]]
-RECURSION_LIMIT = 20_000
 
 
 def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome:
     """The run's next state and the work to do next, after `event`."""
-    # Steps that finish at once (switch, end, a sub-workflow of such steps) follow each
-    # other as nested calls; give long chains of them room, for this call only.
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
     try:
         return _advance(workflow, state, event)
     except RecursionError:
         raise ValidationFailure(
             "ERR_VALIDATION_WORKFLOW",
-            f"Workflow '{workflow.id}' chains too many steps that finish at once (switch, "
-            "end, skipped steps, sub-workflows without commands) for one transition; "
-            "nothing was changed. Split the chain with a command or a wait.",
+            f"Workflow '{workflow.id}' nests foreach, parallel and workflow steps too deeply "
+            "to run; nothing was changed. Flatten the nesting.",
         ) from None
-    finally:
-        sys.setrecursionlimit(limit)
 
 
 def _advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome:

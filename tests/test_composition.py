@@ -471,8 +471,8 @@ def test_malformed_nested_steps_are_problems_reported_once(nested: Any) -> None:
 
 def test_a_long_chain_of_steps_that_finish_at_once_runs_in_one_transition() -> None:
     noop = sub_workflow([end("fin", result="ok")])
-    steps = [{"id": f"w{i}", "kind": "workflow", "workflow_ref": "sub.yaml"} for i in range(1500)]
+    steps = [{"id": f"w{i}", "kind": "workflow", "workflow_ref": "sub.yaml"} for i in range(3000)]
     run = Run(with_subworkflow(steps, noop))
     run.start()
     assert run.s.status == COMPLETED
-    assert run.s.steps["w1499"].outputs == "ok"
+    assert run.s.steps["w2999"].outputs == "ok"

@@ -23,7 +23,7 @@ LEFT_OUT = ("lock",)  # machine-local files that never travel
 REQUIRED = (store.EVENTS_FILE, store.WORKFLOW_FILE)
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Member:
     """One checked archive entry: where it goes inside the run folder."""
 

@@ -33,7 +33,7 @@ LISTED_FIELDS = (
 WAIT_FIELDS = ("event_name", "audience")
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunFilter:
     """Which runs a listing keeps; None means "any"."""
 
@@ -57,7 +57,7 @@ class RunFilter:
         return self.updated_before is None or updated < self.updated_before
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Unreadable:
     """A run folder whose summary could not be read or rebuilt, and why."""
 

@@ -33,7 +33,7 @@ _ROOT_HINTS = {
 }
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Problem:
     path: str
     message: str
@@ -48,7 +48,7 @@ class Problem:
         return data
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Site:
     """One place in a step that holds an expression, and what it may read."""
 

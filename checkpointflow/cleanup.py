@@ -22,7 +22,7 @@ from checkpointflow.state import FINISHED
 DEFAULT_GC_STATUSES = frozenset(FINISHED)
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Outcome:
     """What gc did, or would do, with one run."""
 

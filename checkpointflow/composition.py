@@ -30,7 +30,7 @@ Fetch = Callable[[str, str, str], tuple[bytes, str]]
 Parse = Callable[[bytes, str], "tuple[dict[str, Any], list[Problem]]"]
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Tree:
     """A workflow with everything it references."""
 
@@ -89,15 +89,13 @@ def _load(
     refs: dict[str, str],
     problems: list[Problem],
 ) -> tuple[Workflow, dict[str, Any]] | None:
-    from checkpointflow.checks import Problem
-
     here = (*chain, (sha, source))
     try:
         document, found = parse(data, source)
     except ValidationFailure as error:
         if not chain:
             raise
-        problems.append(Problem("", error.message, code=error.code, file=source))
+        problems.append(_problem("", error.message, code=error.code, file=source))
         return None
     if chain:
         found = [
@@ -114,7 +112,7 @@ def _load(
             child, child_source = fetch(source, place, ref)
         except ValidationFailure as error:
             problems.append(
-                Problem(
+                _problem(
                     path,
                     f"step '{step_id}': workflow_ref {ref!r}: {error.message}",
                     step_id,
@@ -128,7 +126,7 @@ def _load(
         if loop:
             names = " -> ".join([name for _, name in here] + [child_source])
             problems.append(
-                Problem(
+                _problem(
                     path,
                     f"step '{step_id}': workflow_ref {ref!r} leads back to {loop[0]} "
                     f"({names}); a workflow cannot include itself",
@@ -140,7 +138,7 @@ def _load(
             continue
         if len(here) >= MAX_DEPTH:
             problems.append(
-                Problem(
+                _problem(
                     path,
                     f"step '{step_id}': workflow_ref {ref!r} nests sub-workflows more than "
                     f"{MAX_DEPTH} deep",
@@ -172,6 +170,12 @@ def _load(
     if failed:
         return None
     return build_workflow(document, subworkflows), document
+
+
+def _problem(path: str, message: str, step_id: str | None = None, **fields: Any) -> Problem:
+    from checkpointflow.checks import Problem  # loaded only when there is one to report
+
+    return Problem(path, message, step_id, **fields)
 
 
 def _raise(problems: list[Problem], source: str) -> None:

@@ -19,7 +19,7 @@ from checkpointflow.errors import CpfError, ValidationFailure
 SUFFIXES = (".yaml", ".yml")
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Flow:
     path: Path
     id: str | None

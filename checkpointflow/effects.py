@@ -26,7 +26,7 @@ GRACE_SECONDS = 2.0
 QUICK_SECONDS = 0.05  # a command done this fast is never announced to `recover`
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class CommandOutcome:
     exit_code: int | None
     timed_out: bool
@@ -259,7 +259,7 @@ def _since(started: float) -> int:
 DEFAULT_HTTP_TIMEOUT = 300.0
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ResponseOutcome:
     status: int | None
     headers: dict[str, str]

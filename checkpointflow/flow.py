@@ -63,7 +63,7 @@ StepKind = TypeVar("StepKind", bound=Step)
 MAIN = ""  # the frame of the run's own steps
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Jump:
     """Go on at step `index` of `frame`: returned instead of entering the step at once, so
     that steps finishing at once follow each other in a loop (`resolve`), not in ever
@@ -78,7 +78,7 @@ class Jump:
 Next = tuple[RunState, tuple[Effect, ...]] | Jump
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Spot:
     """A step where it runs: its frame, its key in `state.steps`, and the step itself."""
 

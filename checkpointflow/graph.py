@@ -26,7 +26,7 @@ NORMAL, SKIP, LOOP, FAILURE = "normal", "skip", "loop", "failure"
 FINISH = "\0finish"  # where a run goes after the last step of the workflow; drawn when used
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Node:
     id: str  # the diagram's id: n1, n2, ... (step ids may clash with keywords like `end`)
     label: tuple[str, ...]  # lines
@@ -35,7 +35,7 @@ class Node:
     status: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Edge:
     source: str
     target: str
@@ -43,7 +43,7 @@ class Edge:
     style: str = NORMAL
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Group:
     """A box around the steps of a foreach body, a parallel branch or a sub-workflow."""
 
@@ -53,7 +53,7 @@ class Group:
     groups: tuple[Group, ...]
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Graph:
     title: str
     nodes: tuple[Node, ...]

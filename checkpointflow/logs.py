@@ -109,7 +109,7 @@ def narrator_for(root: Path, folder: store.RunFolder) -> Narrator:
 # --- captured output ------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class OutputRequest:
     step_id: str
     attempt: int | None  # None: the latest attempt

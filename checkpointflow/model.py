@@ -14,7 +14,7 @@ JSON = Any
 DEFAULT_SHELL = "/bin/sh"
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Retry:
     max_attempts: int = 1
     backoff_seconds: float = 0.0
@@ -29,13 +29,13 @@ class Retry:
         return float(self.backoff_seconds)
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Transition:
     condition: Node | None  # None: always taken
     next: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class Step:
     """Fields every step kind has."""
 
@@ -50,7 +50,7 @@ class Step:
     on_error: str | None = None  # where a failure of this step goes instead of failing the run
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class CliStep(Step):
     command: str | tuple[str, ...]  # a shell template, or one template per argument
     shell: str | None = None
@@ -60,7 +60,7 @@ class CliStep(Step):
     success_exit_codes: frozenset[int] = frozenset({0})
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class AwaitEventStep(Step):
     audience: str
     event_name: str
@@ -72,18 +72,18 @@ class AwaitEventStep(Step):
     audience_actors: tuple[str, ...] | None = None  # who may answer (a guard, not auth)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class EndStep(Step):
     result: JSON = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class SwitchStep(Step):
     cases: tuple[Transition, ...]
     default: str | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class ApiStep(Step):
     """An HTTP request; every string may hold templates, rendered when the step starts."""
 
@@ -97,7 +97,7 @@ class ApiStep(Step):
     success_status_codes: frozenset[int] = frozenset({200, 201, 204})
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class WorkflowStep(Step):
     """Run another workflow document as one step; its result becomes the step's outputs."""
 
@@ -107,7 +107,7 @@ class WorkflowStep(Step):
     outputs_schema: JSON = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class ForeachStep(Step):
     """Run `body` (or the workflow `workflow_ref` names) once per item of a list."""
 
@@ -121,7 +121,7 @@ class ForeachStep(Step):
     outputs_schema: JSON = None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Branch:
     """One branch of a parallel step: inline `steps` (from the first, or from `start_at`
     among them), or, without steps, the enclosing list's steps from `start_at`, following
@@ -132,7 +132,7 @@ class Branch:
     steps: tuple[Step, ...] = ()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class ParallelStep(Step):
     branches: tuple[Branch, ...]
     max_concurrency: int | None = None
@@ -142,7 +142,7 @@ class ParallelStep(Step):
 CONTAINER_KINDS = frozenset({"foreach", "parallel", "workflow"})
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Scope:
     """One list of steps and where it lives: the run's own steps (name ""), a foreach body,
     a parallel branch or a sub-workflow. Step keys inside it start with `name` + "."."""
@@ -222,7 +222,7 @@ def jump_targets(step: Step) -> list[str]:
     return targets
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Workflow:
     id: str
     name: str | None

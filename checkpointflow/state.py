@@ -1,6 +1,8 @@
 """The data the interpreter reads and writes: run state, events and effects.
 
-All records are frozen; the interpreter changes them only through `attrs.evolve`. Each
+All records are frozen; the interpreter changes them only through `attrs.evolve`. Here and
+elsewhere they are built without __slots__ (`slots=False`): attrs builds a slotted class
+twice, and the sixty-odd classes `cpf` defines at start-up would cost every command ~10 ms. Each
 converts to and from the plain JSON that lives in `state.json` and `events.jsonl`.
 """
 
@@ -26,7 +28,7 @@ JSON = Any
 # --- effects: work the interpreter asks the driver to do ----------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Secret:
     """`${env.NAME}`: read from the environment where the step runs, never stored."""
 
@@ -36,7 +38,7 @@ class Secret:
 Text = tuple[str | Secret, ...]  # text whose secret parts the driver fills in
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunCommand:
     """Run `script` with `shell -c`; interpolated values travel as environment variables.
 
@@ -57,7 +59,7 @@ class RunCommand:
     secrets: tuple[str, ...] = ()
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class SendRequest:
     """Send one HTTP request; `body` is JSON text whose secret parts the driver fills in."""
 
@@ -79,7 +81,7 @@ Effect = RunCommand | SendRequest
 # --- events: everything that happens to a run, in the order it happened --------------------
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunStarted:
     run_id: str
     workflow_id: str
@@ -92,7 +94,7 @@ class RunStarted:
     actor: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class StepFinished:
     """The outcome of one command attempt, as the driver observed it."""
 
@@ -111,7 +113,7 @@ class StepFinished:
     at: str
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class ResponseReceived:
     """The outcome of one HTTP attempt, as the driver observed it."""
 
@@ -128,7 +130,7 @@ class ResponseReceived:
     at: str
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class WaitExpired:
     """A command touched a waiting run after its wait's deadline."""
 
@@ -136,7 +138,7 @@ class WaitExpired:
     at: str
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class EventReceived:
     event_name: str
     input: JSON
@@ -146,14 +148,14 @@ class EventReceived:
     wait_id: str | None = None  # when given, only this wait (a step key) may take the event
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunCancelled:
     reason: str | None
     at: str
     actor: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunRetried:
     """Continue a failed run from the step that failed, or from an earlier one."""
 
@@ -163,7 +165,7 @@ class RunRetried:
     workflow_sha256: str | None = None  # retry against an edited workflow (its snapshot hash)
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunRecovered:
     """The process advancing the run died while a step ran; that attempt never reported."""
 
@@ -218,7 +220,7 @@ def event_from_record(record: dict[str, Any]) -> Event:
 # --- state --------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Attempt:
     attempt: int
     exit_code: int | None
@@ -231,7 +233,7 @@ class Attempt:
     http_status: int | None = None  # for api steps
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class StepRecord:
     """The latest visit of one step; earlier visits live in the event log."""
 
@@ -246,7 +248,7 @@ class StepRecord:
     progress: JSON = None  # a foreach or parallel step's bookkeeping while it runs
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Frame:
     """Steps running inside a container step: one foreach iteration, one parallel branch
     or one sub-workflow. Its path names it: `deploy_all[2]`, `checks.lint`, `provision`."""
@@ -265,7 +267,7 @@ class Frame:
     index: int = 0  # position among its owner's iterations or branches
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunState:
     run_id: str
     workflow_id: str

@@ -52,7 +52,7 @@ def new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{os.urandom(5).hex()}"
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class RunFolder:
     run_id: str
     path: Path

@@ -34,31 +34,31 @@ ROOTS = frozenset({"inputs", "steps", "event", "item", "item_index", "env"})
 # --- syntax tree --------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Literal:
     value: Any
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Path:
     root: str
     keys: tuple[Node, ...]
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Unary:
     operator: str
     operand: Node
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Binary:
     operator: str
     left: Node
     right: Node
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Call:
     function: str
     arguments: tuple[Node, ...]
@@ -67,7 +67,7 @@ class Call:
 Node = Literal | Path | Unary | Binary | Call
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Template:
     """Text with embedded expressions: alternating literal strings and parsed nodes."""
 

@@ -25,7 +25,7 @@ class ExpressionError(Exception):
 # --- tokenizer ----------------------------------------------------------------------------
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Token:
     kind: str  # "number", "string", "name", "op", "end"
     text: str

@@ -25,7 +25,7 @@ REBUILD = (
 )
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Problem:
     file: str
     what: str
@@ -35,7 +35,7 @@ class Problem:
         return {"file": self.file, "problem": self.what, "fix": self.fix}
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Log:
     """The records of events.jsonl and the byte offset after each of them."""
 
@@ -44,7 +44,7 @@ class Log:
     torn_tail: bool
 
 
-@attrs.frozen
+@attrs.frozen(slots=False)
 class Report:
     run_id: str
     problems: tuple[Problem, ...]

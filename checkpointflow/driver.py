@@ -36,6 +36,7 @@ from checkpointflow.interpreter import advance, frame_is_open, overdue_waits, wa
 from checkpointflow.model import Workflow
 from checkpointflow.progress import Progress
 from checkpointflow.state import (
+    FINISHED,
     Effect,
     Event,
     EventReceived,
@@ -394,12 +395,15 @@ def _still_pending(
     state: RunState, event_name: str, token: str | None, wait_id: str | None
 ) -> bool:
     """Whether a wait this resume could answer survived the timeouts just settled."""
-    return any(
-        wait["event_name"] == event_name
-        and (token is None or wait.get("token") == token)
-        and (wait_id is None or wait["wait_id"] == wait_id)
-        for wait in state.waits
-    ) and state.status not in ("completed", "failed", "cancelled")
+    return (
+        any(
+            wait["event_name"] == event_name
+            and (token is None or wait.get("token") == token)
+            and (wait_id is None or wait["wait_id"] == wait_id)
+            for wait in state.waits
+        )
+        and state.status not in FINISHED
+    )
 
 
 def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, list[str]]:

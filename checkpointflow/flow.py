@@ -29,6 +29,7 @@ from checkpointflow.expressions import (
     render_value,
     to_text,
     truthy,
+    type_name,
 )
 from checkpointflow.model import (
     ApiStep,
@@ -479,7 +480,7 @@ def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) ->
             failure = verdicts.error(
                 "ERR_STEP_FAILED",
                 f"Step '{spot.key}': items must be a list, but the expression gave "
-                f"{_json_kind(items)}.",
+                f"{type_name(items)}.",
                 spot.key,
             )
             return _step_failed(workflow, state, spot, record, failure, at)
@@ -738,18 +739,6 @@ def _container_error(spot: Spot, failures: list[dict[str, Any]]) -> dict[str, An
 def _put_progress(state: RunState, key: str, **changes: Any) -> RunState:
     record = state.steps[key]
     return put(state, key, attrs.evolve(record, progress={**record.progress, **changes}))
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    return "an object"
 
 
 # --- small pieces --------------------------------------------------------------------------

@@ -260,7 +260,6 @@ class Frame:
     follow_list: bool = True  # False for start_at branches: only transitions move on
     current: str | None = None  # key of the step it is at
     last: str | None = None  # key of the last step that finished in it
-    status: str = "running"
     item: JSON = None
     item_index: int | None = None
     inputs: JSON = None  # a sub-workflow's inputs

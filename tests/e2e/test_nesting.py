@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from e2e_helpers import HEAD, doc, inspect, start
+from http_server import Server, serving
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    yield from serving()
 
 
 def state_of(cpf: Any, run_id: str) -> dict[str, Any]:
@@ -1081,48 +1085,8 @@ def test_a_nested_wait_answered_in_time_takes_the_normal_path(cpf, container):
 # --- api retries inside a foreach ---------------------------------------------------------------
 
 
-class Server:
-    """A local HTTP server answering from a script, recording each request's path."""
-
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        self.script: list[tuple[int, Any]] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with server.lock:
-                    server.paths.append(self.path)
-                    status, payload = server.script.pop(0) if server.script else (200, {})
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    running = Server()
-    yield running
-    running.close()
-
-
 def test_api_retries_inside_a_foreach_body(cpf, server):
-    server.script = [(500, {}), (503, {}), (200, {"n": 1}), (200, {"n": 2})]
+    server.script = [(500, {}, 0), (503, {}, 0), (200, {"n": 1}, 0), (200, {"n": 2}, 0)]
     body = f"""
 id: api_each
 steps:
@@ -1148,7 +1112,8 @@ steps:
     result = start(cpf, body, {"names": ["a", "b"]})
     assert (result.exit_code, result.envelope["status"]) == (0, "completed"), result.envelope
     assert result.envelope["result"] == [{"n": 1}, {"n": 2}]
-    assert server.paths == ["/items?name=a"] * 3 + ["/items?name=b"]
+    paths = [request["path"] for request in server.requests]
+    assert paths == ["/items?name=a"] * 3 + ["/items?name=b"]
     steps = state_of(cpf, result.envelope["run_id"])["steps"]
     assert [a["http_status"] for a in steps["each[0].call"]["attempts"]] == [500, 503, 200]
     assert [a["http_status"] for a in steps["each[1].call"]["attempts"]] == [200]

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from checkpointflow import __version__
-from checkpointflow.errors import EXIT_INTERNAL, EXIT_VALIDATION, CpfError
+from checkpointflow import __version__, interruptions
+from checkpointflow.errors import EXIT_INTERNAL, EXIT_STEP_FAILED, EXIT_VALIDATION, CpfError
 
 Envelope = dict[str, Any]
 
@@ -229,12 +229,15 @@ _register_operations()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: exactly one envelope on stdout, and its exit code."""
     arguments = sys.argv[1:] if argv is None else argv
+    interruptions.install()
     try:
         outcome = cli.main(args=arguments, prog_name="cpf", standalone_mode=False)
+        interruptions.hold()  # the work is done; only the report is left to print
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-    except click.exceptions.Abort:
-        outcome = _failure(_command_name(arguments), "ERR_INTERRUPTED", "Interrupted.", 130)
+    except (click.exceptions.Abort, interruptions.Interrupted) as stop:
+        interruptions.hold()
+        outcome = _interrupted(_command_name(arguments), stop)
     except click.UsageError as error:
         outcome = _usage_failure(error, arguments)
     except click.ClickException as error:
@@ -282,6 +285,13 @@ def _failure(command: str, code: str, message: str, exit_code: int) -> Envelope:
     )
 
 
+def _interrupted(command: str, stop: BaseException) -> Envelope:
+    """A signal stopped a command that was not advancing a run (those report the run)."""
+    name = stop.signal_name if isinstance(stop, interruptions.Interrupted) else "SIGINT"
+    message = f"{name} stopped `cpf {command}` before it finished."
+    return _failure(command, "ERR_INTERRUPTED", message, EXIT_STEP_FAILED)
+
+
 def _internal(command: str, error: Exception) -> Envelope:
     import os
     import traceback
@@ -301,5 +311,5 @@ def _emit(outcome: Envelope) -> None:
     try:
         sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
         sys.stdout.flush()
-    except BrokenPipeError:
+    except OSError:  # a closed pipe, or a terminal that hung up: nobody to tell
         pass

@@ -12,14 +12,16 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkpointflow import document, effects, store
+from checkpointflow import document, effects, interruptions, store
 from checkpointflow.composition import Tree
 from checkpointflow.errors import (
+    Interruption,
     LockConflict,
     RuntimeFailure,
     ValidationFailure,
@@ -42,6 +44,7 @@ from checkpointflow.state import (
     EventReceived,
     ResponseReceived,
     RunCancelled,
+    RunInterrupted,
     RunRecovered,
     RunRetried,
     RunStarted,
@@ -88,101 +91,150 @@ class Session:
         self.log = store.EventLog(folder)
         self.unsaved_events = 0
         self.saved_at = time.monotonic()
-        self.groups: dict[str, int] = {}  # in-flight attempt -> its command's process group
+        self.latest: RunState | None = None  # the state after the last event in the log
+        self.stops: dict[str, threading.Event] = {}  # attempt in flight -> "stop it now"
 
     def apply(self, state: RunState | None, event: Event) -> tuple[RunState, tuple[Effect, ...]]:
-        """Decide, then record: a refused event leaves no trace."""
+        """Decide, then record: a refused event leaves no trace, and a signal cannot come
+        between the record and `latest`."""
         state, work = advance(self.workflow, state, event)
-        self.log.append(event_to_record(event, state.seq, store.EVENT_SCHEMA))
-        self.unsaved_events += 1
-        if (
-            self.unsaved_events >= CHECKPOINT_EVERY_EVENTS
-            or time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_SECONDS
-        ):
-            self.checkpoint(state)
+        with interruptions.shielded():
+            self.log.append(event_to_record(event, state.seq, store.EVENT_SCHEMA))
+            self.latest = state
+            self.unsaved_events += 1
+            if (
+                self.unsaved_events >= CHECKPOINT_EVERY_EVENTS
+                or time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_SECONDS
+            ):
+                self.checkpoint(state)
         return state, work
 
     def checkpoint(self, state: RunState) -> None:
-        store.write_state(self.folder, {**state_to_json(state), "log_offset": self.log.offset})
-        store.write_summary(self.folder, summary_of(state))
+        with interruptions.shielded():
+            store.write_state(self.folder, {**state_to_json(state), "log_offset": self.log.offset})
+            store.write_summary(self.folder, summary_of(state))
         self.unsaved_events = 0
         self.saved_at = time.monotonic()
 
     def drive(self, state: RunState, work: tuple[Effect, ...]) -> RunState:
         """Perform effects and feed their outcomes back until the run waits or finishes.
 
-        One effect at a time runs in this thread; several (foreach concurrency, parallel
-        branches) run in worker threads, and their outcomes are applied here, one by one,
-        in the order they finish: the log records that order, so replay needs no threads.
+        A signal stops every running step and fails the run with ERR_INTERRUPTED (see
+        `interrupted`), reported as an `Interruption`.
         """
+        self.latest = state
         try:
-            queue = list(work)
-            pool: ThreadPoolExecutor | None = None
-            running: set[Future[StepFinished | ResponseReceived]] = set()
             try:
-                while queue or running:
-                    if not running and len(queue) == 1:
-                        state, more = self.apply(state, self.perform(queue.pop()))
-                        queue.extend(more)
-                        continue
-                    from concurrent import futures  # only runs with concurrent steps pay for it
-
-                    pool = pool or futures.ThreadPoolExecutor(MAX_WORKERS, "cpf-step")
-                    running.update(pool.submit(self.perform, effect) for effect in queue)
-                    queue.clear()
-                    done, running = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-                    for future in sorted(done, key=_finished_order):
-                        state, more = self.apply(state, future.result())
-                        queue.extend(more)
-                    self.stop_abandoned(state)
-            except BaseException:
-                effects.stop_groups(set(self.groups.values()))  # as Ctrl-C stops one command
-                raise
-            finally:
-                if pool is not None:
-                    pool.shutdown(wait=True)
+                state = self.perform_all(state, work)
+            except interruptions.Interrupted as signal:
+                state = self.interrupted(signal.signal_name)
+                self.progress.run_settled(state)
+                raise _interruption(signal.signal_name, state) from None
             self.checkpoint(state)
         finally:
             self.log.close()
         self.progress.run_settled(state)
         return state
 
-    def stop_abandoned(self, state: RunState) -> None:
-        """Stop commands whose outcome no longer matters (a fail-fast foreach failed, the
-        run failed): their frame is closed, and their outcome will only be recorded."""
-        for entry, frame in state.in_flight.items():
-            group = self.groups.get(entry)
-            if group is not None and not frame_is_open(state, frame):
-                effects.stop_groups({group})
+    def perform_all(self, state: RunState, work: tuple[Effect, ...]) -> RunState:
+        """One effect at a time runs in this thread; several (foreach concurrency, parallel
+        branches) run in worker threads, and their outcomes are applied here, one by one,
+        in the order they finish: the log records that order, so replay needs no threads.
+        """
+        queue = list(work)
+        pool: ThreadPoolExecutor | None = None
+        running: set[Future[StepFinished | ResponseReceived]] = set()
+        try:
+            while queue or running:
+                if not running and len(queue) == 1:
+                    effect = queue.pop()
+                    state, more = self.settle(state, self.perform(effect, self.stop_of(effect)))
+                    queue.extend(more)
+                    continue
+                from concurrent import futures  # only runs with concurrent steps pay for it
 
-    def perform(self, effect: Effect) -> StepFinished | ResponseReceived:
+                pool = pool or futures.ThreadPoolExecutor(MAX_WORKERS, "cpf-step")
+                running.update(pool.submit(self.perform, e, self.stop_of(e)) for e in queue)
+                queue.clear()
+                done, running = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in sorted(done, key=_finished_order):
+                    state, more = self.settle(state, future.result())
+                    queue.extend(more)
+                self.stop_abandoned(state)
+        except BaseException:
+            self.stop_every_attempt()
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        return state
+
+    def stop_of(self, effect: Effect) -> threading.Event:
+        """The switch that stops one attempt; made here, before the attempt can start, so
+        that no attempt escapes a stop (all bookkeeping of switches is in this thread)."""
+        return self.stops.setdefault(flight(effect.step_id, effect.attempt), threading.Event())
+
+    def settle(
+        self, state: RunState, outcome: StepFinished | ResponseReceived
+    ) -> tuple[RunState, tuple[Effect, ...]]:
+        self.stops.pop(flight(outcome.step_id, outcome.attempt), None)
+        return self.apply(state, outcome)
+
+    def stop_abandoned(self, state: RunState) -> None:
+        """Stop attempts whose outcome no longer matters (a fail-fast foreach failed, the
+        run failed): their frame is closed, and their outcome will only be recorded. One
+        in its backoff, or not yet started, never starts its command."""
+        for entry, frame in state.in_flight.items():
+            stop = self.stops.get(entry)
+            if stop is not None and not frame_is_open(state, frame):
+                stop.set()
+
+    def stop_every_attempt(self) -> None:
+        for stop in self.stops.values():
+            stop.set()
+
+    def interrupted(self, signal_name: str) -> RunState:
+        """Record that a signal stopped the run: every attempt in flight was stopped, and
+        the run fails with ERR_INTERRUPTED (`cpf retry` runs those steps again). Further
+        signals are ignored while this is written."""
+        interruptions.hold()
+        state = self.latest
+        assert state is not None
+        if state.in_flight:
+            stopped = tuple(self.stopped_attempt(entry) for entry in state.in_flight)
+            state, _ = self.apply(state, RunInterrupted(signal_name, stopped, now()))
+        self.checkpoint(state)
+        return state
+
+    def stopped_attempt(self, entry: str) -> dict[str, Any]:
+        """An in-flight attempt, with the output files it left (None for those it never
+        created: it was stopped before its process started)."""
+        step_id, attempt = flight_parts(entry)
+        files = self.folder.output_files(step_id, attempt)
+        stdout, stderr = (name if (self.folder.path / name).is_file() else None for name in files)
+        return {"step_id": step_id, "attempt": attempt, "stdout": stdout, "stderr": stderr}
+
+    def perform(self, effect: Effect, stop: threading.Event) -> StepFinished | ResponseReceived:
         if isinstance(effect, SendRequest):
-            return self.send(effect)
+            return self.send(effect, stop)
         stdout, stderr = self.folder.output_files(effect.step_id, effect.attempt)
         self.progress.step_started(effect)
         group_file = self.folder.process_file(effect.step_id, effect.attempt)
         noted: list[int] = []
-        entry = flight(effect.step_id, effect.attempt)
 
         def note(group: int) -> None:
             store.note_process_group(group_file, group)
             noted.append(group)
 
-        def spawn(group: int) -> None:
-            self.groups[entry] = group
-
-        try:
-            with store.persisting(self.folder.path / stdout):
-                outcome = effects.perform(
-                    effect,
-                    self.folder.run_id,
-                    self.folder.path / stdout,
-                    self.folder.path / stderr,
-                    on_start=note,
-                    on_spawn=spawn,
-                )
-        finally:
-            self.groups.pop(entry, None)
+        with store.persisting(self.folder.path / stdout):
+            outcome = effects.perform(
+                effect,
+                self.folder.run_id,
+                self.folder.path / stdout,
+                self.folder.path / stderr,
+                on_start=note,
+                stop=stop,
+            )
         if noted:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(group_file)
@@ -212,10 +264,10 @@ class Session:
         self.progress.step_finished(event)
         return event
 
-    def send(self, effect: SendRequest) -> ResponseReceived:
+    def send(self, effect: SendRequest, stop: threading.Event) -> ResponseReceived:
         body_file = self.folder.output_files(effect.step_id, effect.attempt)[0]
         self.progress.step_started(effect)
-        outcome = effects.send(effect, self.folder.path / body_file)
+        outcome = effects.send(effect, self.folder.path / body_file, stop)
         body, is_json = None, False
         if outcome.failure is None:
             data, truncated = store.read_output_file(self.folder, body_file, max_output_bytes())
@@ -254,6 +306,16 @@ class Session:
         else:
             output, problem = parse_json_output(data)
         return (output, problem) if required else (None if problem else output, None)
+
+
+def _interruption(signal_name: str, state: RunState) -> Interruption:
+    error = state.error or {}
+    if error.get("code") == "ERR_INTERRUPTED":
+        message, step_id = error["message"], error.get("step_id")
+    else:
+        message = f"{signal_name} stopped cpf; run {state.run_id} is {state.status}."
+        step_id = state.current_step_id
+    return Interruption(signal_name, message, state_to_json(state), step_id)
 
 
 def _finished_order(future: Future[StepFinished | ResponseReceived]) -> tuple[str, str]:
@@ -417,9 +479,13 @@ def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, 
         try:
             in_flight = list(state.in_flight) or [flight(state.current_step_id or "", 0)]
             for entry in in_flight:
-                step_id, attempt = flight_parts(entry)
-                files = folder.output_files(step_id, attempt)
-                state, more = session.apply(state, RunRecovered(step_id, attempt, *files, now()))
+                left = session.stopped_attempt(entry)
+                state, more = session.apply(
+                    state,
+                    RunRecovered(
+                        left["step_id"], left["attempt"], left["stdout"], left["stderr"], now()
+                    ),
+                )
                 work += more
         except BaseException:
             session.log.close()

@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,8 @@ import attrs
 from checkpointflow.shell import value_variable
 from checkpointflow.state import RunCommand, SendRequest, Text
 
-GRACE_SECONDS = 2.0
+GRACE_SECONDS = 2.0  # between SIGTERM and SIGKILL when a step's processes are stopped
+STOP_CHECK_SECONDS = 0.1  # how often a running command looks whether it should stop
 QUICK_SECONDS = 0.05  # a command done this fast is never announced to `recover`
 
 
@@ -37,6 +39,7 @@ class CommandOutcome:
 
 
 MASK = b"***"
+STOPPED = "stopped before it started: its outcome was no longer needed"
 
 
 def perform(
@@ -45,9 +48,13 @@ def perform(
     stdout_path: Path,
     stderr_path: Path,
     on_start: Callable[[int], object],
-    on_spawn: Callable[[int], object] | None = None,
+    stop: threading.Event | None = None,
 ) -> CommandOutcome:
     """Run the command to completion (or timeout) with its output streamed to files.
+
+    `stop`, once set, means the outcome no longer matters (a fail-fast sibling failed, or
+    `cpf` is shutting down): a backoff ends at once, no process is started, and a running
+    one is stopped (SIGTERM to its group, SIGKILL after a grace period).
 
     The command runs in a process group of its own, so a timeout stops everything it
     started; `on_start` learns the group's id once the command has run for longer than
@@ -56,14 +63,16 @@ def perform(
     tell the command which run and step it serves. Values read through `${env.NAME}` are
     replaced by `***` in the captured output.
     """
-    if effect.delay_seconds > 0:
-        time.sleep(effect.delay_seconds)
+    stop = stop or threading.Event()
     stdout_path.parent.mkdir(parents=True, exist_ok=True)
+    stdout_path.write_bytes(b"")
+    if stop.wait(effect.delay_seconds):
+        stderr_path.write_bytes(STOPPED.encode() + b"\n")
+        return CommandOutcome(None, False, 0, STOPPED, "ERR_CANCELLED")
     missing = [name for name in effect.secrets if name not in os.environ]
     if missing:
         reason = f"environment variable {', '.join(missing)} is not set where the step runs"
         stderr_path.write_bytes(reason.encode() + b"\n")
-        stdout_path.write_bytes(b"")
         return CommandOutcome(None, False, 0, reason, "ERR_MISSING_ENV")
     environment = dict(os.environ)
     environment.update((name, fill(text)) for name, text in effect.env)
@@ -90,11 +99,9 @@ def perform(
             reason = _masked(_start_failure(error, effect, cwd), effect) or ""
             stderr.write(reason.encode() + b"\n")
             return CommandOutcome(None, False, _since(started), reason)
-        if on_spawn is not None:
-            on_spawn(process.pid)
         if not _exits_within(process, QUICK_SECONDS):
             on_start(process.pid)
-        exit_code, timed_out = _wait(process, effect.timeout_seconds)
+        exit_code, timed_out = _wait(process, effect.timeout_seconds, stop)
         written = os.fstat(stdout.fileno()).st_size
     secrets = [os.environ[name].encode() for name in effect.secrets if os.environ[name]]
     for path in (stdout_path, stderr_path):
@@ -162,21 +169,38 @@ def mask_file(path: Path, secrets: list[bytes]) -> None:
         temporary.unlink()
 
 
-def _wait(process: subprocess.Popen[bytes], timeout: float | None) -> tuple[int | None, bool]:
+def _wait(
+    process: subprocess.Popen[bytes], timeout: float | None, stop: threading.Event
+) -> tuple[int | None, bool]:
+    """The exit code, or None and whether the timeout ended it; `stop` ends it too."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        return process.wait(timeout=timeout), False
-    except subprocess.TimeoutExpired:
-        _kill_group(process, signal.SIGTERM)
-        try:
-            process.wait(timeout=GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            _kill_group(process, signal.SIGKILL)
-            process.wait()
-        return None, True
+        while not stop.is_set():
+            left = STOP_CHECK_SECONDS if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                stop_process(process)
+                return None, True
+            try:
+                return process.wait(timeout=min(left, STOP_CHECK_SECONDS)), False
+            except subprocess.TimeoutExpired:
+                continue
+        stop_process(process)
+        return process.returncode, False
     except BaseException:
-        _kill_group(process, signal.SIGKILL)
-        process.wait()
+        stop_process(process)
         raise
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the command's process group, then SIGKILL to whatever is left of it after
+    a grace period. The leader is reaped only at the end, so until then its group id
+    cannot be reused by an unrelated process."""
+    if process.returncode is not None:
+        return
+    _kill_group(process, signal.SIGTERM)
+    _exits_within(process, GRACE_SECONDS)
+    _kill_group(process, signal.SIGKILL)
+    process.wait()
 
 
 def find_orphan_groups(run_id: str, step_id: str) -> set[int]:
@@ -199,13 +223,6 @@ def find_orphan_groups(run_id: str, step_id: str) -> set[int]:
         except OSError:
             continue
     return groups
-
-
-def stop_groups(groups: set[int]) -> None:
-    """Kill process groups this process started (when it is interrupted)."""
-    for group in list(groups):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
 
 
 def stop_orphan(group: int, run_id: str) -> bool:
@@ -268,12 +285,15 @@ class ResponseOutcome:
     failure_code: str | None = None
 
 
-def send(effect: SendRequest, body_path: Path) -> ResponseOutcome:
-    """Send the request with the standard library; the response body streams to a file."""
-    if effect.delay_seconds > 0:
-        time.sleep(effect.delay_seconds)
+def send(
+    effect: SendRequest, body_path: Path, stop: threading.Event | None = None
+) -> ResponseOutcome:
+    """Send the request with the standard library; the response body streams to a file.
+    `stop` ends a backoff at once and then sends nothing (see `perform`)."""
     body_path.parent.mkdir(parents=True, exist_ok=True)
     body_path.write_bytes(b"")
+    if stop is not None and stop.wait(effect.delay_seconds):
+        return ResponseOutcome(None, {}, 0, STOPPED, "ERR_CANCELLED")
     missing = [name for name in effect.secrets if name not in os.environ]
     if missing:
         reason = f"environment variable {', '.join(missing)} is not set where the step runs"

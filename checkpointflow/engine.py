@@ -223,7 +223,7 @@ class _Reported(CpfError):
 def report_of(error: CpfError, command: str) -> Envelope:
     if isinstance(error, _Reported):
         return error.report
-    return envelope.for_error(command, error)
+    return envelope.for_error(command, error, getattr(error, "run", None))
 
 
 def read_json_input(text: str | None, code: str, option: str) -> Any:

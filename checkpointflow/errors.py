@@ -66,6 +66,21 @@ class StepFailure(CpfError):
     exit_code = EXIT_STEP_FAILED
 
 
+class Interruption(CpfError):
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the command; `run` is the state the
+    interrupted run was left in, as JSON, when the command was advancing one."""
+
+    exit_code = EXIT_STEP_FAILED
+
+    def __init__(
+        self, signal_name: str, message: str, run: dict[str, Any] | None, step_id: str | None
+    ) -> None:
+        super().__init__(
+            "ERR_INTERRUPTED", message, step_id=step_id, details={"signal": signal_name}
+        )
+        self.run = run
+
+
 class PersistenceFailure(CpfError):
     """The state root could not be read or written."""
 

@@ -107,9 +107,8 @@ def _compact(value: Any, where: str) -> Any:
 
 
 def _outputs_file(folder: store.RunFolder, record: StepRecord) -> str:
-    if record.attempts:
-        return str(folder.path / record.attempts[-1].stdout)
-    return "cpf inspect --full"
+    stdout = record.attempts[-1].stdout if record.attempts else None
+    return str(folder.path / stdout) if stdout else "cpf inspect --full"
 
 
 def _compact_state(run: dict[str, Any], folder: store.RunFolder) -> dict[str, Any]:
@@ -190,11 +189,15 @@ def _attempt_row(
         "error_code": error.get("code"),
         "error_message": error.get("message"),
         "outputs": None if error else output,
-        "stdout_path": str(folder.path / event.stdout),
-        "stderr_path": str(folder.path / event.stderr),
+        "stdout_path": _path(folder, event.stdout),
+        "stderr_path": _path(folder, event.stderr),
         "duration_ms": event.duration_ms if isinstance(event, StepFinished) else None,
         "created_at": event.at,
     }
+
+
+def _path(folder: store.RunFolder, relative: str | None) -> str | None:
+    return str(folder.path / relative) if relative else None
 
 
 def _status_row(kind: str, step_id: str, step: StepRecord, at: str) -> dict[str, Any]:

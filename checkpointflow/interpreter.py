@@ -30,9 +30,11 @@ from checkpointflow.flow import (
     MAIN,
     after,
     enter,
+    frame_failed,
     frame_is_open,
     placed,
     put,
+    resolve,
     retry_or_fail,
     settle_status,
     spot_of,
@@ -62,6 +64,7 @@ from checkpointflow.state import (
     EventReceived,
     ResponseReceived,
     RunCancelled,
+    RunInterrupted,
     RunRecovered,
     RunRetried,
     RunStarted,
@@ -107,6 +110,8 @@ def _advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcom
         state, effects = _recovered(workflow, state, event)
     elif isinstance(event, RunRetried):
         state, effects = _retried(workflow, state, event)
+    elif isinstance(event, RunInterrupted):
+        state, effects = _interrupted(workflow, state, event)
     else:
         state, effects = _cancelled(state, event)
     return settle_status(state), effects
@@ -441,6 +446,48 @@ def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
     if event.workflow_sha256 is not None:
         state = attrs.evolve(state, workflow_sha256=event.workflow_sha256)
     return enter(workflow, state, MAIN, workflow.positions[target], event.at)
+
+
+def _interrupted(workflow: Workflow, state: RunState, event: RunInterrupted) -> Outcome:
+    """A signal stopped the steps in flight: each gets an interrupted attempt, and the run
+    fails (unless it had already finished) so that `cpf retry` runs them again. Unlike
+    `recover`, nothing is retried and no `on_error` runs: a person chose to stop."""
+    if not state.in_flight:
+        raise InternalFailure("ERR_INTERNAL", "run_interrupted for a run with nothing in flight")
+    keys = ", ".join(attempt["step_id"] for attempt in event.attempts)
+    error = verdicts.error(
+        "ERR_INTERRUPTED",
+        f"{event.signal} stopped cpf while step {keys} ran; the step was stopped and its "
+        f"outcome is unknown. Run `cpf retry --run-id {state.run_id}` to run it again.",
+        event.attempts[0]["step_id"] if event.attempts else state.current_step_id or "",
+        {"signal": event.signal},
+    )
+    state = attrs.evolve(_tick(state, event.at), in_flight={})
+    for stopped in event.attempts:
+        state = _stopped_attempt(state, stopped, error, event.at)
+    if state.status in FINISHED:
+        return state, ()
+    return resolve(workflow, frame_failed(workflow, state, MAIN, error, event.at), event.at)
+
+
+def _stopped_attempt(state: RunState, stopped: dict[str, Any], error: Any, at: str) -> RunState:
+    record = state.steps[stopped["step_id"]]
+    if record.executions != stopped["attempt"]:
+        return state  # an attempt of an earlier visit: nothing to settle
+    attempt = Attempt(
+        attempt=stopped["attempt"],
+        exit_code=None,
+        timed_out=False,
+        duration_ms=0,
+        stdout=stopped["stdout"],
+        stderr=stopped["stderr"],
+        error=error,
+        finished_at=at,
+    )
+    record = attrs.evolve(record, attempts=(*record.attempts, attempt))
+    if record.status == RUNNING:
+        record = attrs.evolve(record, status=FAILED, error=error, finished_at=at)
+    return put(state, stopped["step_id"], record)
 
 
 def _cancelled(state: RunState, event: RunCancelled) -> Outcome:

@@ -71,11 +71,16 @@ def describe(kind: Any, payload: dict[str, Any]) -> str:
         return f"cancelled: {payload['reason']}" if payload.get("reason") else "cancelled"
     if kind == "run_recovered":
         return f"attempt {payload.get('attempt')} interrupted: the process running it died"
+    if kind == "run_interrupted":
+        stopped = ", ".join(str(attempt.get("step_id")) for attempt in payload.get("attempts", []))
+        return f"{payload.get('signal')} stopped cpf; stopped step {stopped or '(none)'}"
     return _short(payload)
 
 
 def _attempt_outcome(payload: dict[str, Any]) -> str:
     took = f" in {payload.get('duration_ms')} ms" if payload.get("duration_ms") is not None else ""
+    if payload.get("failure_code") == "ERR_CANCELLED":
+        return "stopped before it started: its outcome was no longer needed"
     if payload.get("failure"):
         return f"could not start: {payload['failure']}"
     if payload.get("timed_out"):

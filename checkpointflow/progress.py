@@ -6,6 +6,7 @@ coloured only when stderr is a terminal and NO_COLOR is unset.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -36,7 +37,7 @@ class Progress:
             return
         if self.color and color:
             text = f"{color}{text}{_RESET}"
-        with self.lock:
+        with self.lock, contextlib.suppress(OSError):  # a terminal that hung up
             self.stream.write(f"cpf: {text}\n")
             self.stream.flush()
 
@@ -51,7 +52,9 @@ class Progress:
 
     def step_finished(self, event: StepFinished) -> None:
         took = f"in {event.duration_ms} ms"
-        if event.failure:
+        if event.failure_code == "ERR_CANCELLED":
+            self._say(f"step {event.step_id} stopped: its outcome was no longer needed", _DIM)
+        elif event.failure:
             self._say(f"step {event.step_id} could not start: {event.failure}", _RED)
         elif event.timed_out:
             self._say(f"step {event.step_id} timed out {took}", _RED)

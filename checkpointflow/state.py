@@ -171,8 +171,18 @@ class RunRecovered:
 
     step_id: str
     attempt: int
-    stdout: str
-    stderr: str
+    stdout: str | None  # None: the attempt never created the file (killed before it began)
+    stderr: str | None
+    at: str
+
+
+@attrs.frozen(slots=False)
+class RunInterrupted:
+    """A signal stopped `cpf` while steps ran; it stopped them and recorded this. Each
+    attempt names the output files it left (None where it never created them)."""
+
+    signal: str
+    attempts: tuple[dict[str, Any], ...]  # {step_id, attempt, stdout, stderr}
     at: str
 
 
@@ -185,6 +195,7 @@ Event = (
     | RunCancelled
     | RunRecovered
     | RunRetried
+    | RunInterrupted
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -196,6 +207,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "run_cancelled": RunCancelled,
     "run_recovered": RunRecovered,
     "run_retried": RunRetried,
+    "run_interrupted": RunInterrupted,
 }
 _TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 
@@ -226,8 +238,8 @@ class Attempt:
     exit_code: int | None
     timed_out: bool
     duration_ms: int
-    stdout: str
-    stderr: str
+    stdout: str | None  # None: the attempt was stopped before it created the file
+    stderr: str | None
     error: JSON
     finished_at: str
     http_status: int | None = None  # for api steps

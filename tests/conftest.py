@@ -92,6 +92,27 @@ class Cpf:
     def run_folder(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
 
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start `cpf` in the background (to signal or kill it); `finish` collects it."""
+        return subprocess.Popen(
+            [CPF, *args],
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def finish(self, process: subprocess.Popen[bytes], guard: float = 120) -> Result:
+        """Wait for a started `cpf`; `guard` only stops a hang from stalling the suite."""
+        try:
+            stdout, stderr = process.communicate(timeout=guard)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            pytest.fail(f"cpf {process.args} did not finish within its {guard} s hang guard")
+        return check_output(process.returncode, stdout, stderr)
+
 
 def check_output(returncode: int, stdout: bytes, stderr: bytes) -> Result:
     """The envelope contract, checked for every command a test runs."""
@@ -117,6 +138,22 @@ def cpf(tmp_path: Path) -> Iterator[Cpf]:
     runner = Cpf(root, work)
     yield runner
     check_run_folders(root)
+
+
+@pytest.fixture
+def cpu_load() -> Iterator[None]:
+    """Two busy processes for the length of a test, as on a shared 2-core machine: races
+    that need a slow thread or a late process start show up under them."""
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
+    try:
+        yield
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
 
 def check_run_folders(root: Path) -> None:

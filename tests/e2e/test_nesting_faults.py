@@ -114,7 +114,7 @@ def test_ctrl_c_stops_every_running_branch_at_once(cpf):
     assert len(groups) == 2
     process.send_signal(signal.SIGINT)
     out, _ = process.communicate(timeout=120)  # a hang guard: the commands take 300 s
-    assert process.returncode == 130
+    assert process.returncode == 30
     assert json.loads(out)["error"]["code"] == "ERR_INTERRUPTED"
     for group in groups:
         alive = (
@@ -138,23 +138,67 @@ workflow:
 """
 
 
-def test_fail_fast_stops_the_iterations_still_running(cpf):
-    cpf.write("fast.yaml", FAIL_FAST)
-    process = subprocess.Popen(
-        [CPF, "run", "-f", "fast.yaml", "--input", '{"items": [0, 1]}', "-q"],
-        cwd=cpf.cwd,
-        env=cpf.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, _ = process.communicate(timeout=120)  # a hang guard: the sleep takes 300 s
-    envelope = json.loads(out)
+def check_stopped_fast(cpf, result) -> None:
+    envelope = result.envelope
     assert (envelope["status"], envelope["error"]["code"]) == ("failed", "ERR_STEP_FAILED")
     state = read_state(cpf, envelope["run_id"])
     assert state["in_flight"] == {}
     [stopped] = state["steps"]["each[1].x"]["attempts"]
     assert state["steps"]["each[1].x"]["status"] == "cancelled"
     assert stopped["exit_code"] != 0
+
+
+def test_fail_fast_stops_the_iterations_still_running(cpf):
+    cpf.write("fast.yaml", FAIL_FAST)
+    process = cpf.start("run", "-f", "fast.yaml", "--input", '{"items": [0, 1]}', "-q")
+    check_stopped_fast(cpf, cpf.finish(process))  # the guard: the sleep takes 300 s
+
+
+def test_fail_fast_holds_under_load_with_many_runs_at_once(cpf, cpu_load):
+    """A sibling whose process starts late (a busy machine, many runs) is stopped too."""
+    cpf.write("fast.yaml", FAIL_FAST)
+    processes = [
+        cpf.start("run", "-f", "fast.yaml", "--input", '{"items": [0, 1]}', "-q") for _ in range(8)
+    ]
+    for process in processes:
+        check_stopped_fast(cpf, cpf.finish(process, guard=240))
+
+
+BACKOFF_SIBLING = """\
+schema_version: checkpointflow/v1
+workflow:
+  id: sibling
+  steps:
+    - id: each
+      kind: foreach
+      items: ${inputs.items}
+      concurrency: 2
+      body:
+        - {id: quick, if: '${item == "a"}', kind: cli, command: 'sleep 0.5; exit 1'}
+        - id: slow
+          if: ${item == "b"}
+          kind: cli
+          command: 'echo run >> slow.txt; exit 2'
+          retry: {max_attempts: 3, backoff_seconds: 600}
+"""
+
+
+def test_fail_fast_ends_a_siblings_backoff_and_starts_no_new_attempt(cpf, cpu_load):
+    """`b` fails at once and backs off for 600 s; `a` fails for good half a second later.
+    The run must end then: the backoff is cut short and attempt 2 never runs."""
+    cpf.write("sibling.yaml", BACKOFF_SIBLING)
+    for _ in range(3):
+        (cpf.cwd / "slow.txt").unlink(missing_ok=True)
+        process = cpf.start("run", "-f", "sibling.yaml", "--input", '{"items": ["a", "b"]}')
+        result = cpf.finish(process, guard=240)  # far below the 600 s backoff
+        assert result.envelope["status"] == "failed"
+        assert result.envelope["error"]["code"] == "ERR_STEP_FAILED"
+        assert (cpf.cwd / "slow.txt").read_text().split() == ["run"]
+        state = read_state(cpf, result.envelope["run_id"])
+        attempts = state["steps"]["each[1].slow"]["attempts"]
+        assert [attempt["attempt"] for attempt in attempts] in ([1], [1, 2])
+        assert all(attempt["exit_code"] == 2 for attempt in attempts[:1])
+        assert cpf("verify", "--run-id", result.envelope["run_id"]).exit_code == 0
 
 
 def test_step_keys_too_long_for_a_file_name_get_a_digest_folder(cpf):

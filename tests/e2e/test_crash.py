@@ -89,11 +89,19 @@ def check_consistent(cpf, run_id: str) -> dict:
     return status.envelope
 
 
+def verified(cpf, run_id: str) -> None:
+    """`cpf verify` finds the run folder whole: what the state records is on disk."""
+    result = cpf("verify", "--run-id", run_id)
+    assert result.exit_code == 0, result.envelope
+
+
 def finish_and_count(cpf, run_id: str, status: dict) -> None:
     """Repair the run, let it complete, and check each side effect happened once."""
     in_flight = status.get("current_step_id") if status["status"] == "running" else None
+    verified(cpf, run_id)
     if status["status"] == "running":
         assert cpf("recover", "--run-id", run_id).envelope["status"] in ("completed", "waiting")
+        verified(cpf, run_id)
     if cpf("status", "--run-id", run_id).envelope["status"] == "waiting":
         assert cpf("resume", "--run-id", run_id, "--event", "go").exit_code == 0
     assert cpf("status", "--run-id", run_id).envelope["status"] == "completed"
@@ -279,3 +287,85 @@ def test_recover_finds_an_orphan_by_its_environment_without_a_pid_file(cpf):
         not Path(f"/proc/{group}").exists()
         or "Z" in Path(f"/proc/{group}/stat").read_text().split()[2]
     )
+
+
+BACKOFF = """\
+schema_version: checkpointflow/v1
+workflow:
+  id: backoff
+  steps:
+    - id: flaky
+      kind: cli
+      command: '[ -f marker ] || { touch marker; exit 1; }; echo done >> side.txt'
+      retry: {max_attempts: 2, backoff_seconds: 600}
+"""
+
+
+def test_a_kill_during_a_retry_backoff_leaves_a_run_verify_accepts(cpf):
+    """Attempt 2 was announced but never began: its output files do not exist, and the
+    state says so instead of naming files that were never written."""
+    cpf.write("flow.yaml", BACKOFF)
+    process = start(cpf, "run", "-f", "flow.yaml", "-q")
+    deadline = time.monotonic() + 60
+    while not list(cpf.root.glob("runs/*/steps/flaky/1.stderr")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the 600 s backoff of attempt 2
+    kill_at(process, 0)
+    run_id = only_run_id(cpf)
+    assert run_id is not None
+    status = check_consistent(cpf, run_id)
+    assert status["status"] == "running"
+    verified(cpf, run_id)
+    recovered = cpf("recover", "--run-id", run_id)  # no attempt left: the step fails
+    assert recovered.envelope["error"]["code"] == "ERR_INTERRUPTED"
+    verified(cpf, run_id)
+    assert cpf("retry", "--run-id", run_id).envelope["status"] == "completed"
+    verified(cpf, run_id)
+    assert (cpf.cwd / "side.txt").read_text().split() == ["done"]
+
+
+MANY = """\
+schema_version: checkpointflow/v1
+workflow:
+  id: many
+  steps:
+    - id: each
+      kind: foreach
+      items: ${inputs.items}
+      concurrency: 8
+      body:
+        - id: work
+          kind: cli
+          command: 'sleep 0.0${item}; echo ${item} >> side.txt'
+          retry: {max_attempts: 2, backoff_seconds: 0.2}
+"""
+
+
+def kill_foreach_at(cpf, delay: float) -> None:
+    shutil.rmtree(cpf.root / "runs", ignore_errors=True)
+    (cpf.cwd / "side.txt").unlink(missing_ok=True)
+    items = json.dumps({"items": list(range(1, 10)) * 3})
+    kill_at(start(cpf, "run", "-f", "many.yaml", "--input", items, "-q"), delay)
+    run_id = only_run_id(cpf)
+    if run_id is None:
+        return
+    status = check_consistent(cpf, run_id)
+    verified(cpf, run_id)
+    if status["status"] == "running":
+        assert cpf("recover", "--run-id", run_id).envelope["status"] in ("completed", "failed")
+        verified(cpf, run_id)
+
+
+def test_kills_inside_a_foreach_running_eight_at_once(cpf):
+    cpf.write("many.yaml", MANY)
+    generator = random.Random(5)
+    for _ in range(8):
+        kill_foreach_at(cpf, generator.uniform(0.1, 0.6))
+
+
+@pytest.mark.long
+def test_kills_inside_a_foreach_running_eight_at_once_long(cpf):
+    cpf.write("many.yaml", MANY)
+    generator = random.Random(13)
+    for _ in range(40):
+        kill_foreach_at(cpf, generator.uniform(0.05, 0.8))

@@ -99,7 +99,7 @@ def perform(
             reason = _masked(_start_failure(error, effect, cwd), effect) or ""
             stderr.write(reason.encode() + b"\n")
             return CommandOutcome(None, False, _since(started), reason)
-        if not _exits_within(process, QUICK_SECONDS):
+        if not _exits_within(process, QUICK_SECONDS):  # None: unknown, so assume it runs long
             on_start(process.pid)
         exit_code, timed_out = _wait(process, effect.timeout_seconds, stop)
         written = os.fstat(stdout.fileno()).st_size
@@ -109,13 +109,26 @@ def perform(
     return CommandOutcome(exit_code, timed_out, _since(started), stdout_bytes=written)
 
 
-def _exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool:
+def _ended(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether the process ends within `seconds`: woken the moment it exits where the
+    system offers a process descriptor (Linux), by Popen's own polling elsewhere."""
+    known = _exits_within(process, seconds)
+    if known is not None:
+        return known
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool | None:
     """Whether the process ends within `seconds`, learnt without polling where the system
-    offers a process descriptor (Linux); elsewhere assume it runs long."""
+    offers a process descriptor (Linux); None where it does not."""
     try:
         descriptor = os.pidfd_open(process.pid)
     except (AttributeError, OSError):
-        return False
+        return None
     try:
         poller = select.poll()
         poller.register(descriptor, select.POLLIN)
@@ -180,10 +193,8 @@ def _wait(
             if left <= 0:
                 stop_process(process)
                 return None, True
-            try:
-                return process.wait(timeout=min(left, STOP_CHECK_SECONDS)), False
-            except subprocess.TimeoutExpired:
-                continue
+            if _ended(process, min(left, STOP_CHECK_SECONDS)):
+                return process.wait(), False
         stop_process(process)
         return process.returncode, False
     except BaseException:

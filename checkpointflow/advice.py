@@ -1,7 +1,9 @@
 """Warnings from `cpf validate`: documents that are valid but probably not what was meant.
 
 A wait without a timeout can be forgotten forever; a step no path reaches never runs; a
-transition comparing an event field with a value its schema forbids can never be taken.
+transition comparing an event field with a value its schema forbids can never be taken; a
+command or result that reads an optional field fails whenever it is left out
+(optional_reads.py).
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from checkpointflow import optional_reads
 from checkpointflow.expressions import Binary, ExpressionError, Literal, Node, Path, parse_condition
 from checkpointflow.model import closure
 
 
-def warnings_for(document: dict[str, Any]) -> list[str]:
+def warnings_for(document: dict[str, Any], source: str = "") -> list[str]:
+    """What looks unintended in a valid document; `source` names its file."""
     found: list[str] = []
     for steps in _step_lists(document["workflow"]["steps"]):
         for step in steps:
@@ -29,7 +33,8 @@ def warnings_for(document: dict[str, Any]) -> list[str]:
         for step in steps:
             found += _impossible_transitions(step)
             found += _container_fields(step)
-    return found
+    found += optional_reads.warnings_for(document)
+    return [f"{source}: {warning}" if source else warning for warning in dict.fromkeys(found)]
 
 
 def _container_fields(step: dict[str, Any]) -> list[str]:

@@ -15,7 +15,9 @@ import attrs
 from checkpointflow import json_schema
 from checkpointflow.expressions import (
     ExpressionError,
+    Literal,
     Node,
+    Path,
     parse_condition,
     parse_template,
     references,
@@ -50,12 +52,14 @@ class Problem:
 
 @attrs.frozen(slots=False)
 class Site:
-    """One place in a step that holds an expression, and what it may read."""
+    """One place in a step that holds an expression, and what it may read. `strict`: a
+    path that does not exist there fails the step (False in conditions and shown text)."""
 
     path: str
     text: Any
     roots: frozenset[str]
     condition: bool = False
+    strict: bool = True
 
 
 def find_problems(document: dict[str, Any]) -> list[Problem]:
@@ -220,7 +224,7 @@ def _step_problems(
 ) -> list[Problem]:
     step_id = step["id"]
     problems: list[Problem] = []
-    for site in _sites(step, base, roots):
+    for site in expression_sites(step, base, roots):
         problems += _expression_problems(site, step_id, known)
     for path, target in _targets(step, base):
         if target not in local:
@@ -294,16 +298,19 @@ def _targets(step: dict[str, Any], base: str) -> Iterator[tuple[str, str]]:
             yield f"{base}/{field}/next", step[field]["next"]
 
 
-def _sites(step: dict[str, Any], base: str, data: frozenset[str] = DATA_ROOTS) -> Iterator[Site]:
+def expression_sites(
+    step: dict[str, Any], base: str, data: frozenset[str] = DATA_ROOTS
+) -> Iterator[Site]:
     if "if" in step:
-        yield Site(f"{base}/if", step["if"], data, condition=True)
+        yield Site(f"{base}/if", step["if"], data, condition=True, strict=False)
     when_roots = data | {"event"} if step["kind"] == "await_event" else data
     for index, transition in enumerate(step.get("transitions", ())):
         if "when" in transition:
             path = f"{base}/transitions/{index}/when"
-            yield Site(path, transition["when"], when_roots, condition=True)
+            yield Site(path, transition["when"], when_roots, condition=True, strict=False)
     for index, case in enumerate(step.get("cases", ())):
-        yield Site(f"{base}/cases/{index}/when", case["when"], data, condition=True)
+        when = case["when"]
+        yield Site(f"{base}/cases/{index}/when", when, data, condition=True, strict=False)
     outward = data | {"env"}
     command = step.get("command")
     if isinstance(command, list):
@@ -323,7 +330,9 @@ def _sites(step: dict[str, Any], base: str, data: frozenset[str] = DATA_ROOTS) -
             yield Site(f"{base}/body{path}", text, outward)
     for field in ("prompt", "summary"):
         if field in step:
-            yield Site(f"{base}/{field}", step[field], data)
+            yield Site(f"{base}/{field}", step[field], data, strict=False)
+    for index, line in enumerate(step.get("instructions", ())):
+        yield Site(f"{base}/instructions/{index}", line, data, strict=False)
     if step["kind"] == "end" and "result" in step:
         for path, text in templates_in(step["result"]):
             yield Site(f"{base}/result{path}", text, data)
@@ -346,11 +355,35 @@ def _expression_problems(site: Site, step_id: str, known: set[str]) -> list[Prob
         return [Problem(site.path, f"step '{step_id}': {error}", step_id)]
     problems: list[Problem] = []
     for node in nodes:
-        for reference in references(node):
-            message = _reference_problem(reference, site.roots, known)
-            if message:
-                problems.append(Problem(site.path, f"step '{step_id}': {message}", step_id))
+        messages = [
+            _reference_problem(reference, site.roots, known) for reference in references(node)
+        ]
+        if "env" in site.roots and not site.condition:
+            messages.append(_secret_problem(node))
+        for message in filter(None, messages):
+            problems.append(Problem(site.path, f"step '{step_id}': {message}", step_id))
     return problems
+
+
+def _secret_problem(node: Node) -> str | None:
+    """`${env.NAME}` must stand alone: its value exists only where the step runs, so no
+    other expression (a `:-` or `||` fallback, a comparison) could ever read it."""
+    if isinstance(node, Path) and node.root == "env" and len(node.keys) == 1:
+        key = node.keys[0]
+        if (
+            isinstance(key, Literal)
+            and isinstance(key.value, str)
+            and key.value.isascii()
+            and key.value.isidentifier()
+        ):
+            return None
+    if not any(reference[0] == "env" for reference in references(node)):
+        return None
+    return (
+        "env.NAME must be a whole ${env.NAME}: its value is read only where the step runs, "
+        "so no other expression (a comparison, ':-', '||') can use it; write ${env.NAME} "
+        "on its own"
+    )
 
 
 def _reference_problem(

@@ -25,9 +25,11 @@ from checkpointflow.syntax import (
     Node,
     Path,
     Unary,
+    children,
     is_number,
     parse,
     references,
+    static_part,
     type_name,
 )
 from checkpointflow.tokens import ExpressionError, tokenize
@@ -45,6 +47,7 @@ __all__ = [
     "Path",
     "Template",
     "Unary",
+    "children",
     "evaluate",
     "is_number",
     "json_equal",
@@ -55,6 +58,7 @@ __all__ = [
     "render",
     "render_shown",
     "render_value",
+    "static_part",
     "templates_in",
     "to_text",
     "tokenize",

@@ -269,24 +269,36 @@ def parse(source: str) -> Node:
 def references(node: Node) -> Iterator[tuple[str, ...]]:
     """Each path in the tree as its root plus the leading constant keys."""
     if isinstance(node, Path):
-        static: list[str] = [node.root]
-        for key in node.keys:
-            if not (isinstance(key, Literal) and isinstance(key.value, str | int)):
-                break
-            static.append(str(key.value))
-        yield tuple(static)
-        for key in node.keys:
-            yield from references(key)
-    elif isinstance(node, Unary):
-        yield from references(node.operand)
-    elif isinstance(node, Binary):
-        yield from references(node.left)
-        yield from references(node.right)
-    elif isinstance(node, Call | ListLiteral):
-        for argument in node.arguments if isinstance(node, Call) else node.items:
-            yield from references(argument)
-    elif isinstance(node, Default):
-        yield from references(node.expression)
+        yield static_part(node)
+    for child in children(node):
+        yield from references(child)
+
+
+def static_part(path: Path) -> tuple[str, ...]:
+    """The root and the leading constant keys: `inputs.a[inputs.b].c` gives inputs, a."""
+    static: list[str] = [path.root]
+    for key in path.keys:
+        if not (isinstance(key, Literal) and isinstance(key.value, str | int)):
+            break
+        static.append(str(key.value))
+    return tuple(static)
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The nodes directly inside `node`, left to right."""
+    if isinstance(node, Path):
+        return node.keys
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Call):
+        return node.arguments
+    if isinstance(node, ListLiteral):
+        return node.items
+    if isinstance(node, Default):
+        return (node.expression,)
+    return ()
 
 
 def is_number(value: Any) -> bool:

@@ -973,7 +973,7 @@ def test_a_single_bar_or_ampersand_says_to_double_it(source: str) -> None:
         ("${inputs.tags:-x}", ["x", "y", "z"]),
         ("${inputs.missing:-}", ""),
         ("${ inputs.missing :- two words }", " two words "),
-        ("${inputs.missing:-it's \"quoted\" (1 + 1)}", "it's \"quoted\" (1 + 1)"),
+        ('${inputs.missing:-it\'s "quoted" (1 + 1)}', 'it\'s "quoted" (1 + 1)'),
         ("${inputs.missing:-a:-b}", "a:-b"),
         ("base=${inputs.missing:-main}!", "base=main!"),
         ("${inputs.missing:-5}", "5"),

@@ -258,12 +258,12 @@ def test_validate_warns_about_optional_fields_a_value_needs(cpf):
         "steps.ask.outputs.notes",
         "steps.build.outputs.artifact",
     ], warnings
-    notes = [w for w in warnings if "outputs.notes" in w and "'publish'" in w][0]
+    notes = next(w for w in warnings if "outputs.notes" in w and "'publish'" in w)
     assert notes.startswith("wf.yaml: step 'publish': command reads steps.ask.outputs.notes")
     assert "the input_schema of step 'ask'" in notes
     for fix in (":-", "||", "give it a default", "required", "if: steps.ask.outputs.notes"):
         assert fix in notes
-    artifact = [w for w in warnings if "artifact" in w][0]
+    artifact = next(w for w in warnings if "artifact" in w)
     assert "give it a default" not in artifact  # a cli step's outputs get no defaults filled
     assert any("'fallbacks': result/d reads steps.ask.outputs.notes" in w for w in warnings)
 
@@ -289,7 +289,7 @@ def test_a_clean_workflow_has_no_warning(cpf):
     ],
 )
 def test_validate_checks_every_part_of_the_new_forms(cpf, command, message):
-    body = f"id: bad\nsteps:\n  - id: s\n    kind: cli\n    command: \"{command}\"\n"
+    body = f'id: bad\nsteps:\n  - id: s\n    kind: cli\n    command: "{command}"\n'
     cpf.write("wf.yaml", "schema_version: checkpointflow/v1\nworkflow:\n" + indent(body))
     checked = cpf("validate", "-f", "wf.yaml")
     assert checked.exit_code == 10, checked.envelope

@@ -298,3 +298,14 @@ def test_validate_checks_every_part_of_the_new_forms(cpf, command, message):
 
 def indent(body: str) -> str:
     return "".join("  " + line + "\n" for line in body.strip("\n").splitlines())
+
+
+def test_validate_warns_about_a_list_no_allowed_answer_is_in(cpf):
+    body = TRIAGE.replace(
+        '- when: ${event.decision in ["no", "later"]}',
+        '- when: event.decision in ["nope", "never"]',
+    ).replace('- when: event.decision not in ["no", "later"]', '- when: event.decision in ["yes"]')
+    cpf.write("wf.yaml", "schema_version: checkpointflow/v1\nworkflow:\n" + indent(body))
+    warnings = cpf("validate", "-f", "wf.yaml").envelope["warnings"]
+    assert len(warnings) == 1, warnings
+    assert "transition 0 compares event.decision with any of ['nope', 'never']" in warnings[0]

@@ -21,11 +21,10 @@ from checkpointflow.expressions import (
     parse_condition,
     parse_template,
     references,
-    templates_in,
 )
 from checkpointflow.model import closure
+from checkpointflow.sites import DATA_ROOTS, Site, expression_sites
 
-DATA_ROOTS = frozenset({"inputs", "steps"})
 STEP_FIELDS = frozenset({"outputs", "status", "error"})
 _ROOT_HINTS = {
     "event": "`event` is only available in the transitions of an await_event step",
@@ -48,18 +47,6 @@ class Problem:
         if self.file is None:
             del data["file"]
         return data
-
-
-@attrs.frozen(slots=False)
-class Site:
-    """One place in a step that holds an expression, and what it may read. `strict`: a
-    path that does not exist there fails the step (False in conditions and shown text)."""
-
-    path: str
-    text: Any
-    roots: frozenset[str]
-    condition: bool = False
-    strict: bool = True
 
 
 def find_problems(document: dict[str, Any]) -> list[Problem]:
@@ -296,52 +283,6 @@ def _targets(step: dict[str, Any], base: str) -> Iterator[tuple[str, str]]:
     for field in ("on_error", "on_timeout"):
         if field in step:
             yield f"{base}/{field}/next", step[field]["next"]
-
-
-def expression_sites(
-    step: dict[str, Any], base: str, data: frozenset[str] = DATA_ROOTS
-) -> Iterator[Site]:
-    if "if" in step:
-        yield Site(f"{base}/if", step["if"], data, condition=True, strict=False)
-    when_roots = data | {"event"} if step["kind"] == "await_event" else data
-    for index, transition in enumerate(step.get("transitions", ())):
-        if "when" in transition:
-            path = f"{base}/transitions/{index}/when"
-            yield Site(path, transition["when"], when_roots, condition=True, strict=False)
-    for index, case in enumerate(step.get("cases", ())):
-        when = case["when"]
-        yield Site(f"{base}/cases/{index}/when", when, data, condition=True, strict=False)
-    outward = data | {"env"}
-    command = step.get("command")
-    if isinstance(command, list):
-        for index, part in enumerate(command):
-            yield Site(f"{base}/command/{index}", part, outward)
-    elif command is not None:
-        yield Site(f"{base}/command", command, outward)
-    for field in ("cwd", "url"):
-        if field in step:
-            yield Site(f"{base}/{field}", step[field], outward)
-    for field in ("env", "headers", "query"):
-        for name, value in step.get(field, {}).items():
-            if isinstance(value, str):
-                yield Site(f"{base}/{field}/{name}", value, outward)
-    if step["kind"] == "api" and "body" in step:
-        for path, text in templates_in(step["body"]):
-            yield Site(f"{base}/body{path}", text, outward)
-    for field in ("prompt", "summary"):
-        if field in step:
-            yield Site(f"{base}/{field}", step[field], data, strict=False)
-    for index, line in enumerate(step.get("instructions", ())):
-        yield Site(f"{base}/instructions/{index}", line, data, strict=False)
-    if step["kind"] == "end" and "result" in step:
-        for path, text in templates_in(step["result"]):
-            yield Site(f"{base}/result{path}", text, data)
-    if step["kind"] == "foreach" and isinstance(step["items"], str):
-        yield Site(f"{base}/items", step["items"], data, condition=True)
-    if step["kind"] in ("workflow", "foreach") and "inputs" in step:
-        inputs_roots = data | {"item", "item_index"} if step["kind"] == "foreach" else data
-        for path, text in templates_in(step["inputs"]):
-            yield Site(f"{base}/inputs{path}", text, inputs_roots)
 
 
 def _expression_problems(site: Site, step_id: str, known: set[str]) -> list[Problem]:

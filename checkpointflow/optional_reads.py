@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from checkpointflow.checks import Site, expression_sites
 from checkpointflow.expressions import (
     Binary,
     Default,
@@ -26,6 +25,7 @@ from checkpointflow.expressions import (
     references,
     static_part,
 )
+from checkpointflow.sites import Site, expression_sites
 
 Steps = dict[str, dict[str, Any]]
 

@@ -1,7 +1,9 @@
 """Warnings from `cpf validate`: documents that are valid but probably not what was meant.
 
 A wait without a timeout can be forgotten forever; a step no path reaches never runs; a
-transition comparing an event field with a value its schema forbids can never be taken.
+transition comparing an event field with a value its schema forbids can never be taken; a
+command or result that reads an optional field fails whenever it is left out
+(optional_reads.py).
 """
 
 from __future__ import annotations
@@ -9,11 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from checkpointflow.expressions import Binary, ExpressionError, Literal, Node, Path, parse_condition
+from checkpointflow import optional_reads
+from checkpointflow.expressions import (
+    Binary,
+    ExpressionError,
+    ListLiteral,
+    Literal,
+    Node,
+    Path,
+    parse_condition,
+)
 from checkpointflow.model import closure
 
 
-def warnings_for(document: dict[str, Any]) -> list[str]:
+def warnings_for(document: dict[str, Any], source: str = "") -> list[str]:
+    """What looks unintended in a valid document; `source` names its file."""
     found: list[str] = []
     for steps in _step_lists(document["workflow"]["steps"]):
         for step in steps:
@@ -29,7 +41,8 @@ def warnings_for(document: dict[str, Any]) -> list[str]:
         for step in steps:
             found += _impossible_transitions(step)
             found += _container_fields(step)
-    return found
+    found += optional_reads.warnings_for(document)
+    return [f"{source}: {warning}" if source else warning for warning in dict.fromkeys(found)]
 
 
 def _container_fields(step: dict[str, Any]) -> list[str]:
@@ -112,34 +125,48 @@ def _impossible_transitions(step: dict[str, Any]) -> list[str]:
             node = parse_condition(transition["when"]) if "when" in transition else None
         except ExpressionError:
             continue
-        for field, value in _event_equalities(node):
+        for field, values in _event_tests(node):
             allowed = _allowed_values(properties.get(field))
-            if allowed is not None and value not in allowed:
+            if allowed is not None and not any(value in allowed for value in values):
+                shown = repr(values[0]) if len(values) == 1 else f"any of {values!r}"
                 found.append(
                     f"step '{step['id']}': transition {index} compares event.{field} with "
-                    f"{value!r}, which its input_schema never allows ({allowed}); it can never "
+                    f"{shown}, which its input_schema never allows ({allowed}); it can never "
                     "be taken"
                 )
     return found
 
 
-def _event_equalities(node: Node | None) -> Iterator[tuple[str, Any]]:
-    """(field, value) for each `event.<field> == <literal>` the condition requires."""
+def _event_tests(node: Node | None) -> Iterator[tuple[str, list[Any]]]:
+    """(field, values) for each `event.<field> == <literal>` or `event.<field> in [<literal>,
+    ...]` the condition requires: the field must be one of the values."""
     if not isinstance(node, Binary):
         return
-    if node.operator == "and":
-        yield from _event_equalities(node.left)
-        yield from _event_equalities(node.right)
+    if node.operator in ("and", "&&"):
+        yield from _event_tests(node.left)
+        yield from _event_tests(node.right)
     elif node.operator == "==":
         for path, literal in ((node.left, node.right), (node.right, node.left)):
-            if (
-                isinstance(path, Path)
-                and path.root == "event"
-                and len(path.keys) == 1
-                and isinstance(path.keys[0], Literal)
-                and isinstance(literal, Literal)
-            ):
-                yield str(path.keys[0].value), literal.value
+            field = _event_field(path)
+            if field is not None and isinstance(literal, Literal):
+                yield field, [literal.value]
+    elif node.operator == "in" and isinstance(node.right, ListLiteral):
+        field = _event_field(node.left)
+        items = node.right.items
+        if field is not None and all(isinstance(item, Literal) for item in items):
+            yield field, [item.value for item in items if isinstance(item, Literal)]
+
+
+def _event_field(node: Node) -> str | None:
+    """`x` for the path `event.x`, else None."""
+    if (
+        isinstance(node, Path)
+        and node.root == "event"
+        and len(node.keys) == 1
+        and isinstance(node.keys[0], Literal)
+    ):
+        return str(node.keys[0].value)
+    return None
 
 
 def _allowed_values(schema: Any) -> list[Any] | None:

@@ -15,15 +15,16 @@ import attrs
 from checkpointflow import json_schema
 from checkpointflow.expressions import (
     ExpressionError,
+    Literal,
     Node,
+    Path,
     parse_condition,
     parse_template,
     references,
-    templates_in,
 )
 from checkpointflow.model import closure
+from checkpointflow.sites import DATA_ROOTS, Site, expression_sites
 
-DATA_ROOTS = frozenset({"inputs", "steps"})
 STEP_FIELDS = frozenset({"outputs", "status", "error"})
 _ROOT_HINTS = {
     "event": "`event` is only available in the transitions of an await_event step",
@@ -46,16 +47,6 @@ class Problem:
         if self.file is None:
             del data["file"]
         return data
-
-
-@attrs.frozen(slots=False)
-class Site:
-    """One place in a step that holds an expression, and what it may read."""
-
-    path: str
-    text: Any
-    roots: frozenset[str]
-    condition: bool = False
 
 
 def find_problems(document: dict[str, Any]) -> list[Problem]:
@@ -220,7 +211,7 @@ def _step_problems(
 ) -> list[Problem]:
     step_id = step["id"]
     problems: list[Problem] = []
-    for site in _sites(step, base, roots):
+    for site in expression_sites(step, base, roots):
         problems += _expression_problems(site, step_id, known)
     for path, target in _targets(step, base):
         if target not in local:
@@ -294,47 +285,6 @@ def _targets(step: dict[str, Any], base: str) -> Iterator[tuple[str, str]]:
             yield f"{base}/{field}/next", step[field]["next"]
 
 
-def _sites(step: dict[str, Any], base: str, data: frozenset[str] = DATA_ROOTS) -> Iterator[Site]:
-    if "if" in step:
-        yield Site(f"{base}/if", step["if"], data, condition=True)
-    when_roots = data | {"event"} if step["kind"] == "await_event" else data
-    for index, transition in enumerate(step.get("transitions", ())):
-        if "when" in transition:
-            path = f"{base}/transitions/{index}/when"
-            yield Site(path, transition["when"], when_roots, condition=True)
-    for index, case in enumerate(step.get("cases", ())):
-        yield Site(f"{base}/cases/{index}/when", case["when"], data, condition=True)
-    outward = data | {"env"}
-    command = step.get("command")
-    if isinstance(command, list):
-        for index, part in enumerate(command):
-            yield Site(f"{base}/command/{index}", part, outward)
-    elif command is not None:
-        yield Site(f"{base}/command", command, outward)
-    for field in ("cwd", "url"):
-        if field in step:
-            yield Site(f"{base}/{field}", step[field], outward)
-    for field in ("env", "headers", "query"):
-        for name, value in step.get(field, {}).items():
-            if isinstance(value, str):
-                yield Site(f"{base}/{field}/{name}", value, outward)
-    if step["kind"] == "api" and "body" in step:
-        for path, text in templates_in(step["body"]):
-            yield Site(f"{base}/body{path}", text, outward)
-    for field in ("prompt", "summary"):
-        if field in step:
-            yield Site(f"{base}/{field}", step[field], data)
-    if step["kind"] == "end" and "result" in step:
-        for path, text in templates_in(step["result"]):
-            yield Site(f"{base}/result{path}", text, data)
-    if step["kind"] == "foreach" and isinstance(step["items"], str):
-        yield Site(f"{base}/items", step["items"], data, condition=True)
-    if step["kind"] in ("workflow", "foreach") and "inputs" in step:
-        inputs_roots = data | {"item", "item_index"} if step["kind"] == "foreach" else data
-        for path, text in templates_in(step["inputs"]):
-            yield Site(f"{base}/inputs{path}", text, inputs_roots)
-
-
 def _expression_problems(site: Site, step_id: str, known: set[str]) -> list[Problem]:
     try:
         nodes: tuple[Node, ...]
@@ -346,11 +296,35 @@ def _expression_problems(site: Site, step_id: str, known: set[str]) -> list[Prob
         return [Problem(site.path, f"step '{step_id}': {error}", step_id)]
     problems: list[Problem] = []
     for node in nodes:
-        for reference in references(node):
-            message = _reference_problem(reference, site.roots, known)
-            if message:
-                problems.append(Problem(site.path, f"step '{step_id}': {message}", step_id))
+        messages = [
+            _reference_problem(reference, site.roots, known) for reference in references(node)
+        ]
+        if "env" in site.roots and not site.condition:
+            messages.append(_secret_problem(node))
+        for message in filter(None, messages):
+            problems.append(Problem(site.path, f"step '{step_id}': {message}", step_id))
     return problems
+
+
+def _secret_problem(node: Node) -> str | None:
+    """`${env.NAME}` must stand alone: its value exists only where the step runs, so no
+    other expression (a `:-` or `||` fallback, a comparison) could ever read it."""
+    if isinstance(node, Path) and node.root == "env" and len(node.keys) == 1:
+        key = node.keys[0]
+        if (
+            isinstance(key, Literal)
+            and isinstance(key.value, str)
+            and key.value.isascii()
+            and key.value.isidentifier()
+        ):
+            return None
+    if not any(reference[0] == "env" for reference in references(node)):
+        return None
+    return (
+        "env.NAME must be a whole ${env.NAME}: its value is read only where the step runs, "
+        "so no other expression (a comparison, ':-', '||') can use it; write ${env.NAME} "
+        "on its own"
+    )
 
 
 def _reference_problem(

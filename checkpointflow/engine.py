@@ -62,7 +62,7 @@ def validate(path: str) -> Envelope:
         exit_code=0,
         run=run,
         result={"valid": True, "file": path, "steps": len(workflow.steps)},
-        warnings=advice.warnings_for(parsed),
+        warnings=advice.warnings_for(parsed, path),
     )
 
 

@@ -1,8 +1,9 @@
 """Expressions: evaluating the small language inside `${...}`, `if:` and `when:`.
 
-`syntax.py` turns text into an immutable syntax tree; this module reads a tree against a
-context of plain JSON data. Nothing here touches the outside world, and nothing is ever
-handed to `eval`. The syntax names are re-exported, so callers need one import.
+`syntax.py` turns text into an immutable syntax tree (`interpolation.py` finds the
+expressions inside text); this module reads a tree against a context of plain JSON data.
+Nothing here touches the outside world, and nothing is ever handed to `eval`. The syntax
+names are re-exported, so callers need one import.
 """
 
 from __future__ import annotations
@@ -12,22 +13,23 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from checkpointflow.interpolation import Template, parse_condition, parse_template, templates_in
 from checkpointflow.syntax import (
     FUNCTION_ARITIES,
     ROOTS,
     Binary,
     Call,
+    Default,
+    ListLiteral,
     Literal,
     Node,
     Path,
-    Template,
     Unary,
+    children,
     is_number,
     parse,
-    parse_condition,
-    parse_template,
     references,
-    templates_in,
+    static_part,
     type_name,
 )
 from checkpointflow.tokens import ExpressionError, tokenize
@@ -37,12 +39,15 @@ __all__ = [
     "ROOTS",
     "Binary",
     "Call",
+    "Default",
     "ExpressionError",
+    "ListLiteral",
     "Literal",
     "Node",
     "Path",
     "Template",
     "Unary",
+    "children",
     "evaluate",
     "is_number",
     "json_equal",
@@ -51,7 +56,9 @@ __all__ = [
     "parse_template",
     "references",
     "render",
+    "render_shown",
     "render_value",
+    "static_part",
     "templates_in",
     "to_text",
     "tokenize",
@@ -67,12 +74,18 @@ def evaluate(node: Node, context: Mapping[str, Any], strict: bool = False) -> An
 
     A path to something that does not exist reads as null, unless `strict`: then it is an
     error naming the path (templates are strict, so a typo never becomes an empty string
-    in a command; conditions are lenient, so optional inputs can be tested).
+    in a command; conditions are lenient, so optional inputs can be tested). Whatever sits
+    before `:-`, `||` or `&&` is always read leniently: a missing value is what they test.
     """
     if isinstance(node, Literal):
         return node.value
     if isinstance(node, Path):
         return _follow(node, context, strict)
+    if isinstance(node, ListLiteral):
+        return [evaluate(item, context, strict) for item in node.items]
+    if isinstance(node, Default):
+        value = evaluate(node.expression, context)
+        return node.fallback if value is None or value == "" else value
     if isinstance(node, Unary):
         operand = evaluate(node.operand, context, strict)
         if node.operator == "not":
@@ -116,6 +129,11 @@ def _lookup(container: Any, key: Any) -> Any:
 
 
 def _binary(node: Binary, context: Mapping[str, Any], strict: bool) -> Any:
+    if node.operator in ("||", "&&"):
+        left = evaluate(node.left, context)
+        if truthy(left) == (node.operator == "||"):
+            return left
+        return evaluate(node.right, context, strict)
     left = evaluate(node.left, context, strict)
     if node.operator == "and":
         return truthy(left) and truthy(evaluate(node.right, context, strict))
@@ -225,6 +243,15 @@ def render(template: Template, context: Mapping[str, Any]) -> Any:
         return evaluate(template.parts[0], context, strict=True)  # type: ignore[arg-type]
     return "".join(
         part if isinstance(part, str) else to_text(evaluate(part, context, strict=True))
+        for part in template.parts
+    )
+
+
+def render_shown(template: Template, context: Mapping[str, Any]) -> str:
+    """Text only shown to a person or an agent (a prompt, a summary): a value that does not
+    exist reads as empty, so a left-out optional answer never stops the run."""
+    return "".join(
+        part if isinstance(part, str) else to_text(evaluate(part, context))
         for part in template.parts
     )
 

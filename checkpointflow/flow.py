@@ -25,9 +25,8 @@ from checkpointflow.expressions import (
     Node,
     evaluate,
     parse_template,
-    render,
+    render_shown,
     render_value,
-    to_text,
     truthy,
     type_name,
 )
@@ -296,6 +295,8 @@ def _wait(workflow: Workflow, state: RunState, spot: Spot, step: AwaitEventStep,
     try:
         prompt = _render_text(step.prompt, context)
         summary = _render_text(step.summary, context)
+        lines = step.instructions
+        instructions = None if lines is None else [_shown(line, context) for line in lines]
     except ExpressionError as error:
         return _expression_failure(workflow, state, spot, "prompt", error, at)
     deadline = None
@@ -310,7 +311,7 @@ def _wait(workflow: Workflow, state: RunState, spot: Spot, step: AwaitEventStep,
         "prompt": prompt,
         "summary": summary,
         "input_schema": step.input_schema,
-        "instructions": None if step.instructions is None else list(step.instructions),
+        "instructions": instructions,
         "risk_level": step.risk_level,
         "since": at,
         "deadline": deadline,
@@ -814,4 +815,9 @@ def _true(condition: Node, context: Mapping[str, Any]) -> bool:
 
 
 def _render_text(text: str | None, context: Mapping[str, Any]) -> str | None:
-    return None if text is None else to_text(render(parse_template(text), context))
+    return None if text is None else _shown(text, context)
+
+
+def _shown(text: str, context: Mapping[str, Any]) -> str:
+    """Text shown to whoever answers a wait; a missing optional value reads as empty."""
+    return render_shown(parse_template(text), context)

@@ -1,18 +1,20 @@
-"""The syntax of expressions: tokens, the parser and the immutable syntax tree.
+"""The syntax of expressions: the parser and the immutable syntax tree.
 
 Grammar, loosest binding first::
 
     expression := or
-    or         := and ("or" and)*
-    and        := not ("and" not)*
+    or         := and (("or" | "||") and)*
+    and        := not (("and" | "&&") not)*
     not        := "not" not | comparison
     comparison := unary (("==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not in") unary)?
     unary      := "-" unary | primary
-    primary    := literal | call | path | "(" expression ")"
+    primary    := literal | list | call | path | "(" expression ")"
+    list       := "[" [expression ("," expression)*] "]"
     path       := NAME ("." NAME | "[" expression "]")*
     call       := NAME "(" [expression ("," expression)*] ")"
 
-Templates are text with `${...}` expressions embedded; `$${` is a literal `${`.
+`or`/`and` give a boolean; `||`/`&&` give one of their operands, as in GitHub Actions.
+Text with `${...}` embedded is read by `interpolation.py`.
 """
 
 from __future__ import annotations
@@ -64,22 +66,22 @@ class Call:
     arguments: tuple[Node, ...]
 
 
-Node = Literal | Path | Unary | Binary | Call
+@attrs.frozen(slots=False)
+class ListLiteral:
+    """`[a, b, c]`: a list whose items are expressions."""
+
+    items: tuple[Node, ...]
 
 
 @attrs.frozen(slots=False)
-class Template:
-    """Text with embedded expressions: alternating literal strings and parsed nodes."""
+class Default:
+    """`${expression:-fallback}`: the fallback text when the expression is missing or empty."""
 
-    parts: tuple[str | Node, ...]
+    expression: Node
+    fallback: str
 
-    @property
-    def is_single_expression(self) -> bool:
-        return len(self.parts) == 1 and not isinstance(self.parts[0], str)
 
-    @property
-    def expressions(self) -> tuple[Node, ...]:
-        return tuple(part for part in self.parts if not isinstance(part, str))
+Node = Literal | Path | Unary | Binary | Call | ListLiteral | Default
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -134,18 +136,18 @@ class _Parser:
 
     def either(self) -> Node:
         node = self.both()
-        while self.at("or"):
-            self.take()
+        while self.at("or", "||"):
+            operator = self.take().text
             self.deeper()
-            node = Binary("or", node, self.both())
+            node = Binary(operator, node, self.both())
         return node
 
     def both(self) -> Node:
         node = self.negation()
-        while self.at("and"):
-            self.take()
+        while self.at("and", "&&"):
+            operator = self.take().text
             self.deeper()
-            node = Binary("and", node, self.negation())
+            node = Binary(operator, node, self.negation())
         return node
 
     def deeper(self) -> None:
@@ -201,7 +203,23 @@ class _Parser:
             node = self.expression()
             self.expect(")")
             return node
-        raise self.error("expected a value, a path or '('")
+        if self.at("["):
+            self.take()
+            return ListLiteral(self.listed("]"))
+        raise self.error("expected a value, a path, '[' or '('")
+
+    def listed(self, closing: str) -> tuple[Node, ...]:
+        """Expressions separated by commas, up to and including `closing`."""
+        items: list[Node] = []
+        if not self.at(closing):
+            items.append(self.expression())
+            while self.at(","):
+                self.take()
+                items.append(self.expression())
+        if not self.at(closing):
+            raise self.error(f"expected ',' or '{closing}'")
+        self.take()
+        return tuple(items)
 
     def call(self, name: Token) -> Node:
         if name.text not in FUNCTION_ARITIES:
@@ -210,13 +228,7 @@ class _Parser:
                 f"unknown function '{name.text}' (known: {known})", self.source, name.position
             )
         self.expect("(")
-        arguments: list[Node] = []
-        if not self.at(")"):
-            arguments.append(self.expression())
-            while self.at(","):
-                self.take()
-                arguments.append(self.expression())
-        self.expect(")")
+        arguments = self.listed(")")
         arity = FUNCTION_ARITIES[name.text]
         if len(arguments) != arity:
             raise ExpressionError(
@@ -224,7 +236,7 @@ class _Parser:
                 self.source,
                 name.position,
             )
-        return Call(name.text, tuple(arguments))
+        return Call(name.text, arguments)
 
     def path(self, root: Token) -> Node:
         if root.text not in ROOTS:
@@ -254,102 +266,39 @@ def parse(source: str) -> Node:
     return _Parser(source).parse()
 
 
-def parse_condition(source: Any) -> Node:
-    """Parse an `if:`/`when:` value: a bare expression, one `${...}`, or a YAML boolean."""
-    if isinstance(source, bool):
-        return Literal(source)
-    if not isinstance(source, str):
-        raise ExpressionError(f"a condition must be text or a boolean, not {type_name(source)}")
-    template = parse_template(source)
-    if template.is_single_expression:
-        return template.expressions[0]
-    if template.expressions:
-        raise ExpressionError(
-            "a condition is either a bare expression or exactly one ${...}", source
-        )
-    return parse(source)
-
-
-@lru_cache(maxsize=4096)
-def parse_template(text: str) -> Template:
-    """Split text into literal parts and `${...}` expressions; `$${` is a literal `${`."""
-    parts: list[str | Node] = []
-    literal: list[str] = []
-    position = 0
-    while position < len(text):
-        if text.startswith("$${", position):
-            literal.append("${")
-            position += 3
-        elif text.startswith("${", position):
-            end = _closing_brace(text, position + 2)
-            if literal:
-                parts.append("".join(literal))
-                literal = []
-            inner = text[position + 2 : end]
-            try:
-                parts.append(parse(inner.strip()))
-            except ExpressionError as error:
-                raise ExpressionError(error.reason, text, position) from None
-            position = end + 1
-        else:
-            literal.append(text[position])
-            position += 1
-    if literal:
-        parts.append("".join(literal))
-    return Template(tuple(parts))
-
-
-def _closing_brace(text: str, start: int) -> int:
-    quote = ""
-    position = start
-    while position < len(text):
-        char = text[position]
-        if quote:
-            if char == "\\":
-                position += 1
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "}":
-            return position
-        position += 1
-    raise ExpressionError("'${' is not closed by '}'", text, start - 2)
-
-
-def templates_in(value: Any) -> Iterator[tuple[str, str]]:
-    """Every string in a JSON structure with its JSON-pointer-like path, for validation."""
-    if isinstance(value, str):
-        yield "", value
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            for path, text in templates_in(item):
-                yield f"/{index}{path}", text
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            for path, text in templates_in(item):
-                yield f"/{key}{path}", text
-
-
 def references(node: Node) -> Iterator[tuple[str, ...]]:
     """Each path in the tree as its root plus the leading constant keys."""
     if isinstance(node, Path):
-        static: list[str] = [node.root]
-        for key in node.keys:
-            if not (isinstance(key, Literal) and isinstance(key.value, str | int)):
-                break
-            static.append(str(key.value))
-        yield tuple(static)
-        for key in node.keys:
-            yield from references(key)
-    elif isinstance(node, Unary):
-        yield from references(node.operand)
-    elif isinstance(node, Binary):
-        yield from references(node.left)
-        yield from references(node.right)
-    elif isinstance(node, Call):
-        for argument in node.arguments:
-            yield from references(argument)
+        yield static_part(node)
+    for child in children(node):
+        yield from references(child)
+
+
+def static_part(path: Path) -> tuple[str, ...]:
+    """The root and the leading constant keys: `inputs.a[inputs.b].c` gives inputs, a."""
+    static: list[str] = [path.root]
+    for key in path.keys:
+        if not (isinstance(key, Literal) and isinstance(key.value, str | int)):
+            break
+        static.append(str(key.value))
+    return tuple(static)
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The nodes directly inside `node`, left to right."""
+    if isinstance(node, Path):
+        return node.keys
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Call):
+        return node.arguments
+    if isinstance(node, ListLiteral):
+        return node.items
+    if isinstance(node, Default):
+        return (node.expression,)
+    return ()
 
 
 def is_number(value: Any) -> bool:

@@ -38,7 +38,7 @@ _TOKEN_PATTERN = re.compile(
     (?P<space>\s+)
   | (?P<number>[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_-]*)
-  | (?P<op>==|!=|<=|>=|<|>|\(|\)|\[|\]|\.|,|-)
+  | (?P<op>==|!=|<=|>=|<|>|\|\||&&|\(|\)|\[|\]|\.|,|-)
   | (?P<quote>["'])
     """,
     re.VERBOSE,
@@ -64,7 +64,9 @@ def tokenize(source: str) -> list[Token]:
     while position < len(source):
         match = _TOKEN_PATTERN.match(source, position)
         if match is None:
-            raise ExpressionError(f"unexpected character {source[position]!r}", source, position)
+            char = source[position]
+            hint = f" (write '{char * 2}')" if char in "|&" else ""
+            raise ExpressionError(f"unexpected character {char!r}{hint}", source, position)
         kind = match.lastgroup
         text = match.group()
         if kind == "quote":

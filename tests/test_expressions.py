@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from checkpointflow.expressions import (
     Binary,
     Call,
+    Default,
     ExpressionError,
+    ListLiteral,
     Literal,
     Path,
     Template,
@@ -26,6 +28,7 @@ from checkpointflow.expressions import (
     parse_template,
     references,
     render,
+    render_shown,
     render_value,
     to_text,
     truthy,
@@ -897,3 +900,290 @@ def test_a_number_needs_a_leading_digit_so_dotted_indexes_read_as_paths() -> Non
     with pytest.raises(ExpressionError):
         parse(".5")
     assert evaluate(parse("inputs.items.1"), {"inputs": {"items": ["a", "b"]}}) == "b"
+
+
+# --- values that may be missing: ||, &&, :- ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("inputs.name || 'x'", "world"),
+        ("inputs.missing || 'x'", "x"),
+        ("inputs.nothing || 'x'", "x"),
+        ("inputs.empty || 'x'", "x"),
+        ("inputs.off || 'x'", "x"),
+        ("0 || inputs.tags", ["x", "y", "z"]),
+        ("inputs.a || inputs.b", 1),
+        ("inputs.missing || inputs.nothing", None),
+        ("inputs.missing || inputs.empty || 'last'", "last"),
+        ("inputs.name && inputs.a", 1),
+        ("inputs.empty && inputs.a", ""),
+        ("inputs.missing && inputs.a", None),
+        ("inputs.off && 'x'", False),
+        ("inputs.flag && 'yes' || 'no'", "yes"),
+        ("inputs.off && 'yes' || 'no'", "no"),
+    ],
+)
+def test_or_and_symbols_give_one_of_their_operands(source: str, expected: Any) -> None:
+    assert ev(source) == expected
+    assert ev(source, strict=True) == expected
+    assert type(ev(source)) is type(expected)
+
+
+def test_double_bar_and_ampersand_bind_like_or_and_and() -> None:
+    node = parse("inputs.a || inputs.b && inputs.c")
+    assert isinstance(node, Binary) and node.operator == "||"
+    assert isinstance(node.right, Binary) and node.right.operator == "&&"
+    assert parse("not inputs.a || inputs.b") == Binary(
+        "||", Unary("not", Path("inputs", (Literal("a"),))), Path("inputs", (Literal("b"),))
+    )
+    assert ev("inputs.a == 2 || inputs.b == 2") is True
+
+
+def test_a_missing_path_after_double_bar_is_still_an_error_when_strict() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        ev("inputs.missing || inputs.other", strict=True)
+    assert "inputs.other does not exist" in str(caught.value)
+    with pytest.raises(ExpressionError):
+        ev("inputs.a && inputs.other", strict=True)
+
+
+def test_double_bar_and_ampersand_short_circuit() -> None:
+    assert ev("inputs.a || (1 < 'a')") == 1
+    assert ev("inputs.off && (1 < 'a')") is False
+
+
+@pytest.mark.parametrize("source", ["inputs.a | inputs.b", "inputs.a & inputs.b"])
+def test_a_single_bar_or_ampersand_says_to_double_it(source: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        parse(source)
+    assert "write '||'" in str(caught.value) or "write '&&'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("${inputs.missing:-master}", "master"),
+        ("${inputs.nothing:-master}", "master"),
+        ("${inputs.empty:-master}", "master"),
+        ("${inputs.name:-master}", "world"),
+        ("${inputs.a:-5}", 1),
+        ("${inputs.off:-x}", False),
+        ("${inputs.tags:-x}", ["x", "y", "z"]),
+        ("${inputs.missing:-}", ""),
+        ("${ inputs.missing :- two words }", " two words "),
+        ('${inputs.missing:-it\'s "quoted" (1 + 1)}', 'it\'s "quoted" (1 + 1)'),
+        ("${inputs.missing:-a:-b}", "a:-b"),
+        ("base=${inputs.missing:-main}!", "base=main!"),
+        ("${inputs.missing:-5}", "5"),
+        ("${steps.nope.outputs.a.b:-none}", "none"),
+        ("${inputs.tags[7]:-none}", "none"),
+        ("${inputs['odd:-key']:-none}", "none"),
+    ],
+)
+def test_colon_dash_gives_its_text_when_the_value_is_missing_null_or_empty(
+    text: str, expected: Any
+) -> None:
+    assert rendered(text) == expected
+
+
+def test_colon_dash_splits_a_template_into_its_expression_and_text() -> None:
+    template = parse_template("x ${inputs.a:-fall back} y")
+    assert template.parts == ("x ", Default(Path("inputs", (Literal("a"),)), "fall back"), " y")
+    assert parse_condition("${inputs.a:-no}") == Default(Path("inputs", (Literal("a"),)), "no")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("${inputs.a:-${inputs.b}}", "cannot hold another ${...}"),
+        ("${:-x}", "empty expression"),
+        ("${inputs.a:-x", "not closed"),
+        ("${foo:-x}", "unknown name"),
+    ],
+)
+def test_colon_dash_mistakes_are_explained(text: str, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        parse_template(text)
+    assert message in str(caught.value)
+    assert caught.value.position == 0
+
+
+def test_colon_dash_errors_other_than_missing_still_fail() -> None:
+    with pytest.raises(ExpressionError):
+        rendered("${-inputs.name:-x}")
+
+
+# --- list literals ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("[]", []),
+        ("[1]", [1]),
+        ("['a', \"b\", null, true, 2.5]", ["a", "b", None, True, 2.5]),
+        ("[inputs.a, inputs.b + 0 == 2]", None),
+        ("[[1, 2], [], [[3]]]", [[1, 2], [], [[3]]]),
+        ("[inputs.a, -inputs.b, length(inputs.tags)]", [1, -2, 3]),
+        ("[inputs.missing]", [None]),
+        ("'y' in ['x', 'y']", True),
+        ("inputs.name in ['no', 'later']", False),
+        ("inputs.name not in ['no', 'later']", True),
+        ("1.0 in [true, 1]", True),
+        ("true in [1]", False),
+        ("[1, 2] == [1.0, 2]", True),
+        ("length([1, 2, 3])", 3),
+        ("contains(['a', 'b'], 'b')", True),
+    ],
+)
+def test_list_literals(source: str, expected: Any) -> None:
+    if expected is None:
+        with pytest.raises(ExpressionError):
+            parse(source)
+        return
+    assert ev(source) == expected
+
+
+@pytest.mark.parametrize("source", ["[1, 2", "[1 2]", "[1,]", "[,]", "[", "inputs.name in [", "]"])
+def test_malformed_list_literals_rejected(source: str) -> None:
+    with pytest.raises(ExpressionError):
+        parse(source)
+
+
+def test_list_literal_items_are_strict_in_templates() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        rendered("${[inputs.a, inputs.missing]}")
+    assert "inputs.missing does not exist" in str(caught.value)
+    assert rendered("${[inputs.a, inputs.name]}") == [1, "world"]
+
+
+def test_references_look_inside_lists_defaults_and_both_sides_of_double_bar() -> None:
+    node = parse_template("${[steps.a.outputs.x, inputs.y] || steps.b.status}").expressions[0]
+    assert list(references(node)) == [
+        ("steps", "a", "outputs", "x"),
+        ("inputs", "y"),
+        ("steps", "b", "status"),
+    ]
+    default = parse_template("${steps.c.outputs.z:-none}").expressions[0]
+    assert list(references(default)) == [("steps", "c", "outputs", "z")]
+
+
+def test_deeply_nested_list_literals_are_an_expression_error() -> None:
+    with pytest.raises(ExpressionError):
+        parse("[" * 5000 + "]" * 5000)
+    assert ev("[" * 20 + "]" * 20) == json.loads("[" * 20 + "]" * 20)
+
+
+# --- text shown to people -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Notes: ${steps.x.outputs.notes}", "Notes: "),
+        ("${steps.nope.outputs.a}", ""),
+        ("${inputs.a}", "1"),
+        ("${inputs.tags}", '["x","y","z"]'),
+        ("${inputs.missing || 'none given'}", "none given"),
+        ("${inputs.missing:-none given}", "none given"),
+        ("plain", "plain"),
+    ],
+)
+def test_shown_text_reads_a_missing_value_as_empty(text: str, expected: str) -> None:
+    assert render_shown(parse_template(text), CONTEXT) == expected
+
+
+def test_shown_text_still_reports_errors_other_than_missing_values() -> None:
+    with pytest.raises(ExpressionError):
+        render_shown(parse_template("${inputs.name < 1}"), CONTEXT)
+
+
+# --- properties of the new forms ----------------------------------------------------------
+
+
+def source_of(node: Any) -> str:
+    """Print a tree back as expression text, every operation in parentheses."""
+    if isinstance(node, Literal):
+        return literal_source(node.value)
+    if isinstance(node, Path):
+        return node.root + "".join(f"[{source_of(key)}]" for key in node.keys)
+    if isinstance(node, Unary):
+        return f"({node.operator} {source_of(node.operand)})"
+    if isinstance(node, Binary):
+        return f"({source_of(node.left)} {node.operator} {source_of(node.right)})"
+    if isinstance(node, Call):
+        return f"{node.function}({', '.join(map(source_of, node.arguments))})"
+    assert isinstance(node, ListLiteral)
+    return f"[{', '.join(map(source_of, node.items))}]"
+
+
+def positive_literals() -> st.SearchStrategy[Literal]:
+    numbers = st.one_of(st.integers(min_value=0), finite_floats.filter(lambda f: f >= 0))
+    scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=10))
+    return scalars.map(Literal)
+
+
+OPERATORS = ["==", "!=", "<", "<=", ">", ">=", "in", "and", "or", "||", "&&"]
+trees = st.recursive(
+    st.one_of(
+        positive_literals(),
+        st.sampled_from(["inputs", "steps", "event", "item"]).map(lambda root: Path(root, ())),
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4).map(lambda items: ListLiteral(tuple(items))),
+        st.tuples(st.sampled_from(OPERATORS), children, children).map(lambda t: Binary(*t)),
+        children.map(lambda operand: Unary("not", operand)),
+        st.tuples(st.sampled_from(["inputs", "steps"]), st.lists(children, max_size=3)).map(
+            lambda t: Path(t[0], tuple(t[1]))
+        ),
+        st.tuples(children, children).map(lambda t: Call("contains", t)),
+    ),
+    max_leaves=12,
+)
+
+
+@PROPERTY
+@given(trees)
+def test_any_printed_tree_parses_back_to_itself(tree: Any) -> None:
+    assert parse(source_of(tree)) == tree
+
+
+@PROPERTY
+@given(st.lists(json_scalars, max_size=8))
+def test_any_printed_list_literal_parses_back(values: list[Any]) -> None:
+    source = "[" + ", ".join(map(literal_source, values)) + "]"
+    assert json_equal(evaluate(parse(source), {}), values)
+    assert render(parse_template("${" + source + "}"), {}) == evaluate(parse(source), {})
+
+
+@PROPERTY
+@given(json_values, json_values)
+def test_double_bar_gives_the_left_value_when_truthy_else_the_right(left: Any, right: Any) -> None:
+    context = {"inputs": {"left": left, "right": right}}
+    chosen = evaluate(parse("inputs.left || inputs.right"), context, strict=True)
+    assert chosen == (left if truthy(left) else right)
+    both = evaluate(parse("inputs.left && inputs.right"), context, strict=True)
+    assert both == (right if truthy(left) else left)
+    without = evaluate(parse("inputs.gone || inputs.right"), context, strict=True)
+    assert without == right
+
+
+@PROPERTY
+@given(json_values, st.text().filter(lambda text: "}" not in text and "${" not in text))
+def test_colon_dash_gives_the_text_only_for_missing_null_or_empty(value: Any, text: str) -> None:
+    template = parse_template("${inputs.v:-" + text + "}")
+    assert render(template, {"inputs": {}}) == text
+    expected = text if value is None or value == "" else value
+    assert render(template, {"inputs": {"v": value}}) == expected
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from([*"[]|&:-,'\"}${", "||", "&&", ":-", "inputs.a", " in "])))
+def test_parsing_the_new_forms_raises_only_expression_error(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    with contextlib.suppress(ExpressionError):
+        parse(text)
+    with contextlib.suppress(ExpressionError):
+        render(parse_template("${" + text + "}"), CONTEXT)

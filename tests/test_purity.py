@@ -18,6 +18,7 @@ PURE_MODULES = [
     "verdicts",
     "timestamps",
     "syntax",
+    "interpolation",
     "flow",
     "tokens",
 ]
@@ -112,8 +113,8 @@ def test_lower_layers_do_not_import_the_interpreter(module: str) -> None:
 
 
 def test_the_expression_language_depends_on_no_other_project_module() -> None:
-    language = {"checkpointflow.syntax", "checkpointflow.tokens"}
-    for module in ("expressions", "syntax", "tokens"):
+    language = {"checkpointflow.syntax", "checkpointflow.tokens", "checkpointflow.interpolation"}
+    for module in ("expressions", "syntax", "interpolation", "tokens"):
         names = imported_modules(module)
         outside = {
             n

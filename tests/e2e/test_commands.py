@@ -69,8 +69,9 @@ def plain(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 # --- version, help, guide ------------------------------------------------------------------
 
 
-def test_version_prints_name_and_version(tmp_path):
-    done = plain(CPF, "--version", cwd=tmp_path)
+@pytest.mark.parametrize("flag", ["--version", "-v"])
+def test_version_prints_name_and_version(tmp_path, flag):
+    done = plain(CPF, flag, cwd=tmp_path)
     assert done.returncode == 0
     assert done.stdout.strip() == f"cpf {checkpointflow.__version__}"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from checkpointflow import json_schema
+from checkpointflow import json_schema, workflow_outputs
 from checkpointflow.expressions import (
     ExpressionError,
     Node,
@@ -29,7 +29,7 @@ _ROOT_HINTS = {
     "event": "`event` is only available in the transitions of an await_event step",
     "item": "`item` is only available inside a foreach body",
     "item_index": "`item_index` is only available inside a foreach body",
-    "env": "`env` is only allowed where values leave the run (command, cwd, env, url, headers, query, body)",
+    "env": "`env` is only allowed where values leave the run (command, argv, cwd, env, url, headers, query, body)",
 }
 
 
@@ -64,9 +64,8 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     problems = _schema_definition(workflow.get("inputs"), "/workflow/inputs", None)
     problems += _list_problems(steps, "/workflow/steps", frozenset(), DATA_ROOTS)
     known = {step["id"] for step in steps}
-    for name, entry in workflow.get("outputs", {}).items():
-        text = entry["from"] if isinstance(entry, dict) else entry
-        path = f"/workflow/outputs/{name}" + ("/from" if isinstance(entry, dict) else "")
+    problems += _required_outputs(workflow.get("outputs", {}))
+    for name, text, path in workflow_outputs.entries(workflow.get("outputs", {})):
         site = Site(path, text, DATA_ROOTS, condition=True)
         for problem in _expression_problems(site, "", known):
             problems.append(
@@ -77,6 +76,20 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _required_outputs(outputs: dict[str, Any]) -> list[Problem]:
+    """Every name in the `required` of the outputs' schema form must be one of them."""
+    names = {name for name, _, _ in workflow_outputs.entries(outputs)}
+    return [
+        Problem(
+            f"/workflow/outputs/required/{index}",
+            f"output '{name}' is required but is not one of the outputs' properties "
+            f"(known: {', '.join(sorted(names)) or 'none'})",
+        )
+        for index, name in enumerate(workflow_outputs.required(outputs))
+        if name not in names
+    ]
 
 
 def _list_problems(
@@ -249,6 +262,32 @@ def _step_problems(
     return problems
 
 
+def command_problems(step: dict[str, Any], base: str) -> list[Problem]:
+    """A cli step has one of `command` (a script, or scripts run in sequence) and `argv`.
+    Checked with each step's shape, so a step missing both is reported with the others."""
+    step_id = step["id"]
+    if ("command" in step) == ("argv" in step):
+        return [
+            Problem(
+                base,
+                f"step '{step_id}': a cli step needs exactly one of command (shell text, or a "
+                "list of commands run in order) or argv (one program and its arguments)",
+                step_id,
+            )
+        ]
+    command = step.get("command")
+    items = command if isinstance(command, list) else []
+    return [
+        Problem(
+            f"{base}/command/{index}",
+            f"step '{step_id}': item {index} of command is blank; remove it",
+            step_id,
+        )
+        for index, item in enumerate(items)
+        if not item.strip()
+    ]
+
+
 def _foreach_problems(step: dict[str, Any], base: str) -> list[Problem]:
     step_id = step["id"]
     problems = []
@@ -305,12 +344,13 @@ def _sites(step: dict[str, Any], base: str, data: frozenset[str] = DATA_ROOTS) -
     for index, case in enumerate(step.get("cases", ())):
         yield Site(f"{base}/cases/{index}/when", case["when"], data, condition=True)
     outward = data | {"env"}
-    command = step.get("command")
-    if isinstance(command, list):
-        for index, part in enumerate(command):
-            yield Site(f"{base}/command/{index}", part, outward)
-    elif command is not None:
-        yield Site(f"{base}/command", command, outward)
+    for field in ("command", "argv"):
+        value = step.get(field)
+        if isinstance(value, list):
+            for index, part in enumerate(value):
+                yield Site(f"{base}/{field}/{index}", part, outward)
+        elif value is not None:
+            yield Site(f"{base}/{field}", value, outward)
     for field in ("cwd", "url"):
         if field in step:
             yield Site(f"{base}/{field}", step[field], outward)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkpointflow import json_schema
+from checkpointflow import json_schema, workflow_outputs
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.model import Workflow, build_workflow
 
@@ -146,7 +146,7 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     message = json_schema.problem(spec, document, "document")
     if message is not None:
         return [_schema_problem(message, None)]
-    problems: list[Problem] = []
+    problems = _part_problems(spec, document["workflow"])
     for step, path in all_steps(document):
         if not _shaped(step):
             continue  # the check of the list holding it reports what is wrong
@@ -165,9 +165,31 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
         message = json_schema.problem(kind_schema, step, where)
         if message is not None:
             problems.append(_schema_problem(message, step.get("id")))
+        elif step["kind"] == "cli":
+            problems += checks.command_problems(step, path)
     if problems:
         return problems
     return checks.find_problems(document)
+
+
+def _part_problems(spec: dict[str, Any], workflow: dict[str, Any]) -> list[Problem]:
+    """`outputs` (in the form it is written in) and `defaults.retry`, each checked against
+    its own definition, like steps: the document's schema leaves them loose, which keeps
+    its compiled check small."""
+    parts = []
+    outputs = workflow.get("outputs")
+    if outputs is not None:
+        form = "schema_form" if workflow_outputs.is_schema_form(outputs) else "mapping"
+        parts.append((f"outputs_{form}", outputs, "workflow.outputs"))
+    retry = workflow.get("defaults", {}).get("retry")
+    if retry is not None:
+        parts.append(("retry", retry, "workflow.defaults.retry"))
+    problems = []
+    for definition, value, where in parts:
+        message = json_schema.problem({"$ref": f"#/definitions/{definition}", **spec}, value, where)
+        if message is not None:
+            problems.append(_schema_problem(message, None))
+    return problems
 
 
 def _shaped(step: Any) -> bool:

@@ -20,6 +20,7 @@ PURE_MODULES = [
     "syntax",
     "flow",
     "tokens",
+    "workflow_outputs",
 ]
 FORBIDDEN = {
     "os",

@@ -64,7 +64,6 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     problems = _schema_definition(workflow.get("inputs"), "/workflow/inputs", None)
     problems += _list_problems(steps, "/workflow/steps", frozenset(), DATA_ROOTS)
     known = {step["id"] for step in steps}
-    problems += _required_outputs(workflow.get("outputs", {}))
     for name, text, path in workflow_outputs.entries(workflow.get("outputs", {})):
         site = Site(path, text, DATA_ROOTS, condition=True)
         for problem in _expression_problems(site, "", known):
@@ -76,20 +75,6 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
                 )
             )
     return problems
-
-
-def _required_outputs(outputs: dict[str, Any]) -> list[Problem]:
-    """Every name in the `required` of the outputs' schema form must be one of them."""
-    names = {name for name, _, _ in workflow_outputs.entries(outputs)}
-    return [
-        Problem(
-            f"/workflow/outputs/required/{index}",
-            f"output '{name}' is required but is not one of the outputs' properties "
-            f"(known: {', '.join(sorted(names)) or 'none'})",
-        )
-        for index, name in enumerate(workflow_outputs.required(outputs))
-        if name not in names
-    ]
 
 
 def _list_problems(
@@ -260,32 +245,6 @@ def _step_problems(
     if "shell" in step:
         problems += _shell_problems(step["shell"], f"{base}/shell", step_id)
     return problems
-
-
-def command_problems(step: dict[str, Any], base: str) -> list[Problem]:
-    """A cli step has one of `command` (a script, or scripts run in sequence) and `argv`.
-    Checked with each step's shape, so a step missing both is reported with the others."""
-    step_id = step["id"]
-    if ("command" in step) == ("argv" in step):
-        return [
-            Problem(
-                base,
-                f"step '{step_id}': a cli step needs exactly one of command (shell text, or a "
-                "list of commands run in order) or argv (one program and its arguments)",
-                step_id,
-            )
-        ]
-    command = step.get("command")
-    items = command if isinstance(command, list) else []
-    return [
-        Problem(
-            f"{base}/command/{index}",
-            f"step '{step_id}': item {index} of command is blank; remove it",
-            step_id,
-        )
-        for index, item in enumerate(items)
-        if not item.strip()
-    ]
 
 
 def _foreach_problems(step: dict[str, Any], base: str) -> list[Problem]:

@@ -166,7 +166,7 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
         if message is not None:
             problems.append(_schema_problem(message, step.get("id")))
         elif step["kind"] == "cli":
-            problems += checks.command_problems(step, path)
+            problems += _command_problems(step, path)
     if problems:
         return problems
     return checks.find_problems(document)
@@ -189,7 +189,53 @@ def _part_problems(spec: dict[str, Any], workflow: dict[str, Any]) -> list[Probl
         message = json_schema.problem({"$ref": f"#/definitions/{definition}", **spec}, value, where)
         if message is not None:
             problems.append(_schema_problem(message, None))
+    if outputs is not None and not problems:
+        problems += _required_outputs(outputs)
     return problems
+
+
+def _required_outputs(outputs: dict[str, Any]) -> list[Problem]:
+    """Every name in the `required` of the outputs' schema form must be one of them."""
+    from checkpointflow.checks import Problem
+
+    names = {name for name, _, _ in workflow_outputs.entries(outputs)}
+    return [
+        Problem(
+            f"/workflow/outputs/required/{index}",
+            f"output '{name}' is required but is not one of the outputs' properties "
+            f"(known: {', '.join(sorted(names)) or 'none'})",
+        )
+        for index, name in enumerate(workflow_outputs.required(outputs))
+        if name not in names
+    ]
+
+
+def _command_problems(step: dict[str, Any], base: str) -> list[Problem]:
+    """A cli step has one of `command` (a script, or scripts run in sequence) and `argv`;
+    checked with each step's shape, so a step missing both is reported with the others."""
+    from checkpointflow.checks import Problem
+
+    step_id = step["id"]
+    if ("command" in step) == ("argv" in step):
+        return [
+            Problem(
+                base,
+                f"step '{step_id}': a cli step needs exactly one of command (shell text, or a "
+                "list of commands run in order) or argv (one program and its arguments)",
+                step_id,
+            )
+        ]
+    command = step.get("command")
+    items = command if isinstance(command, list) else []
+    return [
+        Problem(
+            f"{base}/command/{index}",
+            f"step '{step_id}': item {index} of command is blank; remove it",
+            step_id,
+        )
+        for index, item in enumerate(items)
+        if not item.strip()
+    ]
 
 
 def _shaped(step: Any) -> bool:

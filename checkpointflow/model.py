@@ -283,7 +283,7 @@ def _add_scopes(scopes: dict[str, Scope], scope: Scope) -> None:
 @attrs.frozen(slots=False)
 class _Document:
     """What every step of one document is built with: the workflows its `workflow_ref`s
-    name, and the `defaults` its cli and api steps take what they do not set themselves."""
+    name, and its `defaults`, which fill in what its cli and api steps do not set."""
 
     subworkflows: Mapping[str, Workflow]
     defaults: Mapping[str, Any]

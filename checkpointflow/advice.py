@@ -8,6 +8,7 @@ command or result that reads an optional field fails whenever it is left out
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,10 @@ from checkpointflow.expressions import (
     Literal,
     Node,
     Path,
+    evaluate,
     parse_condition,
+    references,
+    truthy,
 )
 from checkpointflow.model import closure
 
@@ -40,6 +44,7 @@ def warnings_for(document: dict[str, Any], source: str = "") -> list[str]:
                 found.append(f"step '{step['id']}': no path through the workflow reaches this step")
         for step in steps:
             found += _impossible_transitions(step)
+            found += _falling_through(step)
             found += _container_fields(step)
     found += optional_reads.warnings_for(document)
     return [f"{source}: {warning}" if source else warning for warning in dict.fromkeys(found)]
@@ -91,10 +96,10 @@ def _successors(steps: list[dict[str, Any]], index: int, owned: set[str]) -> Ite
         if "default" in step:
             yield step["default"]
         return
-    if step.get("transitions"):
-        yield from (transition["next"] for transition in step["transitions"])
-    elif following:
-        yield following
+    transitions = step.get("transitions", [])
+    yield from (transition["next"] for transition in transitions)
+    if following and all("when" in transition for transition in transitions):
+        yield following  # no transition matched: the list goes on
 
 
 def _reachable(steps: list[dict[str, Any]]) -> set[str]:
@@ -118,7 +123,8 @@ def _owned(steps: list[dict[str, Any]], positions: dict[str, int]) -> set[str]:
 def _impossible_transitions(step: dict[str, Any]) -> list[str]:
     if step["kind"] != "await_event":
         return []
-    properties = (step.get("input_schema") or {}).get("properties") or {}
+    schema = step.get("input_schema")
+    properties = (schema.get("properties") if isinstance(schema, dict) else None) or {}
     found = []
     for index, transition in enumerate(step.get("transitions", [])):
         try:
@@ -176,3 +182,66 @@ def _allowed_values(schema: Any) -> list[Any] | None:
         return [schema["const"]]
     enum = schema.get("enum")
     return list(enum) if isinstance(enum, list) else None
+
+
+# --- answers no transition takes --------------------------------------------------------------
+
+
+def _falling_through(step: dict[str, Any]) -> list[str]:
+    """An await_event whose transitions all have a `when` and leave some values of a field
+    with few possible values (an enum, a boolean) untaken: such an answer goes on to the
+    next step in the list, which may not be what was meant."""
+    transitions = step.get("transitions") or []
+    schema = step.get("input_schema")
+    if step["kind"] != "await_event" or not transitions or not isinstance(schema, dict):
+        return []
+    if any("when" not in transition for transition in transitions):
+        return []
+    try:
+        conditions = [parse_condition(transition["when"]) for transition in transitions]
+    except ExpressionError:
+        return []
+    found = []
+    for field, field_schema in (schema.get("properties") or {}).items():
+        values = _possible_values(field_schema)
+        if values is None or not all(_reads_only(node, field) for node in conditions):
+            continue
+        untaken = [v for v in values if not any(_takes(node, field, v) for node in conditions)]
+        if untaken:
+            shown = ", ".join(json.dumps(value) for value in untaken)
+            found.append(
+                f"step '{step['id']}': when event.{field} is {shown}, no transition matches "
+                "and the run goes on to the next step in the list; add a transition for it "
+                "(or a last one without `when`) if that is not meant"
+            )
+    return found
+
+
+def _possible_values(schema: Any) -> list[Any] | None:
+    """The few values a field may have: its enum or const, or true and false for a boolean."""
+    allowed = _allowed_values(schema)
+    if allowed is not None:
+        return allowed
+    kinds = schema.get("type") if isinstance(schema, dict) else None
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if isinstance(kinds, list) and kinds and set(kinds) <= {"boolean", "null"}:
+        return [value for value in (True, False, None) if _type_of(value) in kinds]
+    return None
+
+
+def _type_of(value: Any) -> str:
+    return "null" if value is None else "boolean"
+
+
+def _reads_only(node: Node, field: str) -> bool:
+    """Whether the condition reads nothing but `event.<field>`."""
+    return all(path[:2] == ("event", field) for path in references(node))
+
+
+def _takes(node: Node, field: str, value: Any) -> bool:
+    """Whether the condition holds for an answer whose `field` is `value` (an error in the
+    condition counts as taken: validate cannot tell, and the run reports it)."""
+    try:
+        return truthy(evaluate(node, {"event": {field: value}, "inputs": {}, "steps": {}}))
+    except ExpressionError:
+        return True

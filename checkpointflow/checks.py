@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from checkpointflow import json_schema
+from checkpointflow import json_schema, workflow_outputs
 from checkpointflow.expressions import (
     ExpressionError,
     Literal,
@@ -30,7 +30,7 @@ _ROOT_HINTS = {
     "event": "`event` is only available in the transitions of an await_event step",
     "item": "`item` is only available inside a foreach body",
     "item_index": "`item_index` is only available inside a foreach body",
-    "env": "`env` is only allowed where values leave the run (command, cwd, env, url, headers, query, body)",
+    "env": "`env` is only allowed where values leave the run (command, argv, cwd, env, url, headers, query, body)",
 }
 
 
@@ -55,9 +55,7 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     problems = _schema_definition(workflow.get("inputs"), "/workflow/inputs", None)
     problems += _list_problems(steps, "/workflow/steps", frozenset(), DATA_ROOTS)
     known = {step["id"] for step in steps}
-    for name, entry in workflow.get("outputs", {}).items():
-        text = entry["from"] if isinstance(entry, dict) else entry
-        path = f"/workflow/outputs/{name}" + ("/from" if isinstance(entry, dict) else "")
+    for name, text, path in workflow_outputs.entries(workflow.get("outputs", {})):
         site = Site(path, text, DATA_ROOTS, condition=True)
         for problem in _expression_problems(site, "", known):
             problems.append(

@@ -54,7 +54,9 @@ def _complete_flow_id(context: click.Context, parameter: click.Parameter, text: 
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", "-v", prog_name="cpf", message="%(prog)s %(version)s")
+@click.version_option(
+    __version__, "--version", "-v", prog_name="cpf", message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """Run YAML workflows as deterministic, resumable state machines.
 

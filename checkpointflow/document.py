@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkpointflow import json_schema
+from checkpointflow import json_schema, workflow_outputs
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.model import Workflow, build_workflow
 
@@ -146,7 +146,7 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     message = json_schema.problem(spec, document, "document")
     if message is not None:
         return [_schema_problem(message, None)]
-    problems: list[Problem] = []
+    problems = _part_problems(spec, document["workflow"])
     for step, path in all_steps(document):
         if not _shaped(step):
             continue  # the check of the list holding it reports what is wrong
@@ -165,9 +165,77 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
         message = json_schema.problem(kind_schema, step, where)
         if message is not None:
             problems.append(_schema_problem(message, step.get("id")))
+        elif step["kind"] == "cli":
+            problems += _command_problems(step, path)
     if problems:
         return problems
     return checks.find_problems(document)
+
+
+def _part_problems(spec: dict[str, Any], workflow: dict[str, Any]) -> list[Problem]:
+    """`outputs` (in the form it is written in) and `defaults.retry`, each checked against
+    its own definition, like steps: the document's schema leaves them loose, which keeps
+    its compiled check small."""
+    parts = []
+    outputs = workflow.get("outputs")
+    if outputs is not None:
+        form = "schema_form" if workflow_outputs.is_schema_form(outputs) else "mapping"
+        parts.append((f"outputs_{form}", outputs, "workflow.outputs"))
+    retry = workflow.get("defaults", {}).get("retry")
+    if retry is not None:
+        parts.append(("retry", retry, "workflow.defaults.retry"))
+    problems = []
+    for definition, value, where in parts:
+        message = json_schema.problem({"$ref": f"#/definitions/{definition}", **spec}, value, where)
+        if message is not None:
+            problems.append(_schema_problem(message, None))
+    if outputs is not None and not problems:
+        problems += _required_outputs(outputs)
+    return problems
+
+
+def _required_outputs(outputs: dict[str, Any]) -> list[Problem]:
+    """Every name in the `required` of the outputs' schema form must be one of them."""
+    from checkpointflow.checks import Problem
+
+    names = {name for name, _, _ in workflow_outputs.entries(outputs)}
+    return [
+        Problem(
+            f"/workflow/outputs/required/{index}",
+            f"output '{name}' is required but is not one of the outputs' properties "
+            f"(known: {', '.join(sorted(names)) or 'none'})",
+        )
+        for index, name in enumerate(workflow_outputs.required(outputs))
+        if name not in names
+    ]
+
+
+def _command_problems(step: dict[str, Any], base: str) -> list[Problem]:
+    """A cli step has one of `command` (a script, or scripts run in sequence) and `argv`;
+    checked with each step's shape, so a step missing both is reported with the others."""
+    from checkpointflow.checks import Problem
+
+    step_id = step["id"]
+    if ("command" in step) == ("argv" in step):
+        return [
+            Problem(
+                base,
+                f"step '{step_id}': a cli step needs exactly one of command (shell text, or a "
+                "list of commands run in order) or argv (one program and its arguments)",
+                step_id,
+            )
+        ]
+    command = step.get("command")
+    items = command if isinstance(command, list) else []
+    return [
+        Problem(
+            f"{base}/command/{index}",
+            f"step '{step_id}': item {index} of command is blank; remove it",
+            step_id,
+        )
+        for index, item in enumerate(items)
+        if not item.strip()
+    ]
 
 
 def _shaped(step: Any) -> bool:

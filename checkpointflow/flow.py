@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from checkpointflow import json_schema, verdicts
+from checkpointflow import json_schema, verdicts, workflow_outputs
 from checkpointflow import launch as effects_of
 from checkpointflow.errors import InternalFailure, StepFailure
 from checkpointflow.expressions import (
@@ -177,19 +177,13 @@ def step_failed(
 
 
 def _after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at: str) -> Next:
-    """Follow the first matching transition, or go on to the next step in the list.
-
-    When a step has transitions and none matches, an event is refused (the run keeps
-    waiting for one that matches) and any other step fails.
-    """
+    """Follow the first matching transition; when none matches (or there are none), go on
+    to the next step in the list. A `start_at` branch follows jumps only, so there the
+    branch ends instead."""
     step = spot.step
     if spot.frame != MAIN:
         state = _set_frame(state, spot.frame, last=spot.key)
     scope = scope_of(workflow, state, spot.frame)
-    if not step.transitions:
-        follow = spot.frame == MAIN or state.frames[spot.frame].follow_list
-        index = scope.following[scope.positions[step.id]] if follow else len(scope.steps)
-        return Jump(state, spot.frame, index)
     context = expression_context(workflow, state, spot.frame, event_input)
     for transition in step.transitions:
         try:
@@ -204,16 +198,9 @@ def _after(workflow: Workflow, state: RunState, spot: Spot, event_input: Any, at
             return _expression_failure(workflow, state, spot, "transitions", error, at)
         if taken:
             return Jump(state, spot.frame, scope.positions[transition.next])
-    message = f"No transition of step '{spot.key}' matched"
-    if isinstance(step, AwaitEventStep):
-        raise StepFailure(
-            "ERR_STEP_FAILED",
-            f"{message} the event data; the run is still waiting. Resume with data that "
-            "satisfies one of the step's `when` conditions.",
-            step_id=spot.key,
-        )
-    failure = verdicts.error("ERR_STEP_FAILED", f"{message} its outputs.", spot.key)
-    return _step_failed(workflow, state, spot, state.steps[spot.key], failure, at)
+    follow = spot.frame == MAIN or state.frames[spot.frame].follow_list
+    index = scope.following[scope.positions[step.id]] if follow else len(scope.steps)
+    return Jump(state, spot.frame, index)
 
 
 def _enter(workflow: Workflow, state: RunState, frame: str, index: int, at: str) -> Next:
@@ -393,11 +380,16 @@ def frame_ended(
     whole = frame == MAIN or (scope.isolated and state.frames[frame].follow_list)
     if not explicit and whole and scope.workflow.outputs is not None:
         context = expression_context(workflow, state, frame, None)
+        outputs = scope.workflow.outputs
+        where = "the workflow's outputs" if frame == MAIN else f"outputs of frame '{frame}'"
         try:
-            result = {name: evaluate(node, context) for name, node in scope.workflow.outputs}
+            result = {name: evaluate(node, context) for name, node in outputs.entries}
         except ExpressionError as error:
-            where = "the workflow's outputs" if frame == MAIN else f"outputs of frame '{frame}'"
             failure = verdicts.error("ERR_EXPRESSION", f"{where}: {error}", frame or "")
+            return frame_failed(workflow, state, frame, failure, at)
+        problem = workflow_outputs.problem(outputs, result)
+        if problem is not None:
+            failure = verdicts.error("ERR_STEP_OUTPUT_INVALID", f"{where}: {problem}", frame or "")
             return frame_failed(workflow, state, frame, failure, at)
     elif not explicit and frame != MAIN:
         last = state.frames[frame].last

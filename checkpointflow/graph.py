@@ -214,6 +214,8 @@ def _step_edges(
             if isinstance(transition, dict) and "next" in transition:
                 target = builder.resolve(scopes, str(transition["next"]))
                 builder.edge(after, target, _condition(transition.get("when")))
+        if all(isinstance(t, dict) and "when" in t for t in step["transitions"]):
+            builder.edge(after, following, "no match")  # the list goes on
     elif kind != "end":
         builder.edge(after, following)
     for field, label in (("on_error", "on error"), ("on_timeout", "on timeout")):

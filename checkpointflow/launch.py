@@ -14,7 +14,13 @@ from typing import Any
 
 from checkpointflow.expressions import parse_template
 from checkpointflow.model import DEFAULT_SHELL, ApiStep, CliStep, Workflow
-from checkpointflow.shell import argv_script, secret_names, shell_script, text_with_secrets
+from checkpointflow.shell import (
+    argv_script,
+    secret_names,
+    sequence_script,
+    shell_script,
+    text_with_secrets,
+)
 from checkpointflow.state import RunCommand, Secret, SendRequest, Text
 
 # Marks a secret inside rendered JSON text; NUL never occurs in dumped JSON otherwise.
@@ -25,13 +31,7 @@ def command_effect(
     workflow: Workflow, step: CliStep, context: Mapping[str, Any], attempt: int, retry: int
 ) -> RunCommand:
     """The next attempt of a cli step (raises ExpressionError for a broken template)."""
-    commands = (step.command,) if isinstance(step.command, str) else step.command
-    templates = tuple(map(parse_template, commands))
-    secrets = [name for template in templates for name in secret_names(template)]
-    if isinstance(step.command, str):
-        script, values = shell_script(templates[0], context)
-    else:
-        script, values = argv_script(templates, context)
+    script, values, secrets = _script(step, context)
     cwd = None
     if step.cwd:
         cwd, names = text_with_secrets(parse_template(step.cwd), context)
@@ -50,6 +50,20 @@ def command_effect(
         parse_stdout=step.outputs_schema is not None,
         secrets=tuple(dict.fromkeys(secrets)),
     )
+
+
+def _script(step: CliStep, context: Mapping[str, Any]) -> tuple[str, tuple[str, ...], list[str]]:
+    """The step's shell script, the values it interpolates, and the secrets it reads."""
+    items = step.argv if step.argv is not None else step.command
+    templates = tuple(map(parse_template, (items,) if isinstance(items, str) else items))
+    secrets = [name for template in templates for name in secret_names(template)]
+    if step.argv is not None:
+        script, values = argv_script(templates, context)
+    elif isinstance(step.command, str):
+        script, values = shell_script(templates[0], context)
+    else:
+        script, values = sequence_script(templates, context)
+    return script, values, secrets
 
 
 @lru_cache(maxsize=64)

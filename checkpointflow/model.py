@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from checkpointflow.expressions import Node, parse_condition
+from checkpointflow.workflow_outputs import Outputs, build_outputs
 
 JSON = Any
 DEFAULT_SHELL = "/bin/sh"
@@ -52,7 +53,8 @@ class Step:
 
 @attrs.frozen(kw_only=True, slots=False)
 class CliStep(Step):
-    command: str | tuple[str, ...]  # a shell template, or one template per argument
+    command: str | tuple[str, ...] = ""  # a shell template, or templates run in sequence
+    argv: tuple[str, ...] | None = None  # instead of command: one template per argument
     shell: str | None = None
     cwd: str | None = None
     env: tuple[tuple[str, str], ...] = ()
@@ -231,7 +233,7 @@ class Workflow:
     inputs_schema: JSON
     steps: tuple[Step, ...]
     default_shell: str | None = None
-    outputs: tuple[tuple[str, Node], ...] | None = None  # `from:` of each workflow output
+    outputs: Outputs | None = None  # the result when no `end` step gives one
 
     positions: dict[str, int] = attrs.field(init=False, eq=False, repr=False)
     scopes: dict[str, Scope] = attrs.field(init=False, eq=False, repr=False)
@@ -278,7 +280,27 @@ def _add_scopes(scopes: dict[str, Scope], scope: Scope) -> None:
 # --- building the model from a checked document --------------------------------------------
 
 
-Resolve = Callable[[str], "Workflow"]
+@attrs.frozen(slots=False)
+class _Document:
+    """What every step of one document is built with: the workflows its `workflow_ref`s
+    name, and its `defaults`, which fill in what its cli and api steps do not set."""
+
+    subworkflows: Mapping[str, Workflow]
+    defaults: Mapping[str, Any]
+
+    def workflow(self, ref: str) -> Workflow:
+        if ref not in self.subworkflows:
+            raise KeyError(f"workflow_ref {ref!r} was not loaded")
+        return self.subworkflows[ref]
+
+    def setting(self, spec: dict[str, Any], field: str) -> Any:
+        """The step's own `field`, else (for cli and api steps) the document's default."""
+        if field in spec:
+            return spec[field]
+        return self.defaults.get(field) if spec["kind"] in DEFAULTED_KINDS else None
+
+
+DEFAULTED_KINDS = frozenset({"cli", "api"})
 
 
 def build_workflow(
@@ -291,21 +313,17 @@ def build_workflow(
     """
     spec = document["workflow"]
     outputs = spec.get("outputs")
-    resolve = _resolver(subworkflows or {})
+    defaults = spec.get("defaults", {})
+    building = _Document(subworkflows or {}, defaults)
     return Workflow(
         id=spec["id"],
         name=spec.get("name"),
         version=None if spec.get("version") is None else str(spec["version"]),
         description=spec.get("description"),
         inputs_schema=spec.get("inputs"),
-        steps=tuple(_build_step(step, resolve) for step in spec["steps"]),
-        default_shell=spec.get("defaults", {}).get("shell"),
-        outputs=None
-        if outputs is None
-        else tuple(
-            (name, parse_condition(entry["from"] if isinstance(entry, dict) else entry))
-            for name, entry in outputs.items()
-        ),
+        steps=tuple(_build_step(step, building) for step in spec["steps"]),
+        default_shell=defaults.get("shell"),
+        outputs=None if outputs is None else build_outputs(outputs),
     )
 
 
@@ -316,52 +334,43 @@ def _transitions(entries: list[dict[str, Any]]) -> tuple[Transition, ...]:
     )
 
 
-def _resolver(subworkflows: Mapping[str, Workflow]) -> Resolve:
-    def resolve(ref: str) -> Workflow:
-        if ref not in subworkflows:
-            raise KeyError(f"workflow_ref {ref!r} was not loaded")
-        return subworkflows[ref]
-
-    return resolve
-
-
-def _build_step(spec: dict[str, Any], resolve: Resolve) -> Step:
+def _build_step(spec: dict[str, Any], building: _Document) -> Step:
     common: dict[str, Any] = {
         "id": spec["id"],
         "kind": spec["kind"],
         "name": spec.get("name"),
         "condition": parse_condition(spec["if"]) if "if" in spec else None,
         "transitions": _transitions(spec.get("transitions", [])),
-        "timeout_seconds": spec.get("timeout_seconds") or None,  # 0 means no limit
+        "timeout_seconds": building.setting(spec, "timeout_seconds") or None,  # 0: no limit
         "risk_level": spec.get("risk_level"),
-        "retry": Retry(**spec.get("retry", {})),
+        "retry": Retry(**(building.setting(spec, "retry") or {})),
         "on_error": spec.get("on_error", {}).get("next"),
     }
     kind = spec["kind"]
     if kind == "foreach":
-        return _foreach(spec, common, resolve)
+        return _foreach(spec, common, building)
     if kind == "parallel":
-        return _parallel(spec, common, resolve)
+        return _parallel(spec, common, building)
     if kind == "workflow":
         ref = spec["workflow_ref"]
         return WorkflowStep(
             **common,
             workflow_ref=ref,
-            workflow=resolve(ref),
+            workflow=building.workflow(ref),
             inputs=spec.get("inputs"),
             outputs_schema=spec.get("outputs"),
         )
     return _BUILDERS[kind](spec, common)
 
 
-def _foreach(spec: dict[str, Any], common: dict[str, Any], resolve: Resolve) -> Step:
+def _foreach(spec: dict[str, Any], common: dict[str, Any], building: _Document) -> Step:
     ref = spec.get("workflow_ref")
     return ForeachStep(
         **common,
         items=parse_condition(spec["items"]),
-        body=tuple(_build_step(step, resolve) for step in spec.get("body", ())),
+        body=tuple(_build_step(step, building) for step in spec.get("body", ())),
         workflow_ref=ref,
-        workflow=None if ref is None else resolve(ref),
+        workflow=None if ref is None else building.workflow(ref),
         inputs=spec.get("inputs"),
         concurrency=spec.get("concurrency", 1),
         fail_fast=spec.get("fail_fast", True),
@@ -369,12 +378,12 @@ def _foreach(spec: dict[str, Any], common: dict[str, Any], resolve: Resolve) -> 
     )
 
 
-def _parallel(spec: dict[str, Any], common: dict[str, Any], resolve: Resolve) -> Step:
+def _parallel(spec: dict[str, Any], common: dict[str, Any], building: _Document) -> Step:
     branches = tuple(
         Branch(
             id=branch_id(entry, index),
             start_at=entry.get("start_at"),
-            steps=tuple(_build_step(step, resolve) for step in entry.get("steps", ())),
+            steps=tuple(_build_step(step, building) for step in entry.get("steps", ())),
         )
         for index, entry in enumerate(spec["branches"])
     )
@@ -392,10 +401,11 @@ def branch_id(entry: dict[str, Any], index: int) -> str:
 
 
 def _cli(spec: dict[str, Any], common: dict[str, Any]) -> Step:
-    command = spec["command"]
+    command = spec.get("command", "")
     return CliStep(
         **common,
         command=command if isinstance(command, str) else tuple(command),
+        argv=tuple(spec["argv"]) if "argv" in spec else None,
         shell=spec.get("shell"),
         cwd=spec.get("cwd"),
         env=_text_pairs(spec.get("env", {})),

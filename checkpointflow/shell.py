@@ -28,6 +28,22 @@ def value_variable(index: int) -> str:
 def shell_script(template: Template, context: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
     """The script to hand to `shell -c`, and the values its variables carry, in order."""
     values: list[str] = []
+    return _script(template, context, values), tuple(values)
+
+
+def sequence_script(
+    templates: tuple[Template, ...], context: Mapping[str, Any]
+) -> tuple[str, tuple[str, ...]]:
+    """A list command: its items run in order in one shell, and the first that fails stops
+    the rest and gives the exit code. Each item is a `{ ...; }` group of its own, so a `;`,
+    `||` or trailing comment in one item never reaches into the next."""
+    values: list[str] = []
+    groups = ["{ " + _script(template, context, values) + "\n}" for template in templates]
+    return " && ".join(groups), tuple(values)
+
+
+def _script(template: Template, context: Mapping[str, Any], values: list[str]) -> str:
+    """One template as shell text; each value it interpolates is appended to `values`."""
     pieces: list[str] = []
     scanner = _Scanner()
     for part in template.parts:
@@ -40,13 +56,13 @@ def shell_script(template: Template, context: Mapping[str, Any]) -> tuple[str, t
             values.append(to_text(evaluate(part, context, strict=True)))
             name = value_variable(len(values))
         pieces.append(scanner.reference(name))
-    return "".join(pieces), tuple(values)
+    return "".join(pieces)
 
 
 def argv_script(
     templates: tuple[Template, ...], context: Mapping[str, Any]
 ) -> tuple[str, tuple[str, ...]]:
-    """A list command: each item is exactly one argument, with no shell syntax at all."""
+    """An `argv` command: each item is exactly one argument, with no shell syntax at all."""
     values: list[str] = []
     words: list[str] = []
     for template in templates:

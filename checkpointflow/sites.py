@@ -43,12 +43,13 @@ def expression_sites(
         when = case["when"]
         yield Site(f"{base}/cases/{index}/when", when, data, condition=True, strict=False)
     outward = data | {"env"}
-    command = step.get("command")
-    if isinstance(command, list):
-        for index, part in enumerate(command):
-            yield Site(f"{base}/command/{index}", part, outward)
-    elif command is not None:
-        yield Site(f"{base}/command", command, outward)
+    for field in ("command", "argv"):
+        value = step.get(field)
+        if isinstance(value, list):
+            for index, part in enumerate(value):
+                yield Site(f"{base}/{field}/{index}", part, outward)
+        elif value is not None:
+            yield Site(f"{base}/{field}", value, outward)
     for field in ("cwd", "url"):
         if field in step:
             yield Site(f"{base}/{field}", step[field], outward)

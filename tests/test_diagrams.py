@@ -160,3 +160,25 @@ def test_step_ids_that_are_keywords_are_safe():
     built = graph.build(document({"id": "end", "kind": "cli"}, {"id": "subgraph", "kind": "end"}))
     nodes, _ = check_mermaid(diagrams.render(built, "mermaid"))
     assert nodes == {"n0", "n1", "n2"}
+
+
+def test_transitions_that_may_match_nothing_also_go_on_in_list_order():
+    built = graph.build(
+        document(
+            {
+                "id": "check",
+                "kind": "cli",
+                "transitions": [{"when": "steps.check.outputs.changed", "next": "deploy"}],
+            },
+            {"id": "note", "kind": "cli"},
+            {"id": "deploy", "kind": "cli"},
+            {"id": "fan", "kind": "parallel", "branches": [{"start_at": "lint"}]},
+            {"id": "lint", "kind": "cli", "transitions": [{"when": "inputs.fix", "next": "fix"}]},
+            {"id": "fix", "kind": "cli"},
+        )
+    )
+    edges = edges_by_label(built)
+    assert ("check", "deploy", "steps.check.outputs.changed", "normal") in edges
+    assert ("check", "note", "no match", "normal") in edges
+    assert ("lint", "join", "no match", "normal") in edges  # the branch ends
+    both(built)

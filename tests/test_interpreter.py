@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checkpointflow.document import build_workflow, find_problems
-from checkpointflow.errors import InternalFailure, RuntimeFailure, StepFailure, ValidationFailure
+from checkpointflow.errors import InternalFailure, RuntimeFailure, ValidationFailure
 from checkpointflow.interpreter import advance, replay, wait_token
-from checkpointflow.model import Workflow
+from checkpointflow.model import ForeachStep, Workflow
 from checkpointflow.state import (
     CANCELLED,
     COMPLETED,
@@ -219,11 +219,62 @@ def test_start_emits_the_first_command_with_interpolated_values() -> None:
     assert record.started_at == when
 
 
-def test_start_with_a_list_command_builds_an_argv_script() -> None:
-    wf = workflow([cli("a", ["printf", "%s", "${inputs.x}", "it's"])])
+def test_start_with_argv_builds_a_script_of_quoted_words() -> None:
+    wf = workflow([{"id": "a", "kind": "cli", "argv": ["printf", "%s", "${inputs.x}", "it's"]}])
     _, effects = advance(wf, None, started({"x": "a b"}))
     assert effects[0].script == "printf %s \"${CPF_VALUE_1}\" 'it'\"'\"'s'"
     assert effects[0].values == ("a b",)
+
+
+def test_start_with_a_list_command_chains_its_items() -> None:
+    wf = workflow([cli("a", ["echo ${inputs.x}", "make # all", "echo '${inputs.n}'"])])
+    _, effects = advance(wf, None, started({"x": "a b", "n": 3}))
+    assert effects[0].script == (
+        "{ echo \"${CPF_VALUE_1}\"\n} && { make # all\n} && { echo ''\"${CPF_VALUE_2}\"''\n}"
+    )
+    assert effects[0].values == ("a b", "3")
+
+
+def test_timeout_and_retry_come_from_the_step_then_the_defaults() -> None:
+    own = {"max_attempts": 2}
+    wf = workflow(
+        [cli("a"), cli("b", timeout_seconds=0, retry=own), cli("c", timeout_seconds=9)],
+        defaults={"timeout_seconds": 5, "retry": {"max_attempts": 3, "backoff_seconds": 1}},
+    )
+    steps = {step.id: step for step in wf.steps}
+    assert (steps["a"].timeout_seconds, steps["a"].retry.max_attempts) == (5, 3)
+    assert steps["a"].retry.backoff_seconds == 1
+    assert (steps["b"].timeout_seconds, steps["b"].retry.max_attempts) == (None, 2)
+    assert steps["b"].retry.backoff_seconds == 0
+    assert (steps["c"].timeout_seconds, steps["c"].retry.max_attempts) == (9, 3)
+
+
+def test_defaults_reach_nested_cli_and_api_steps_only() -> None:
+    wf = workflow(
+        [
+            await_event("ask", timeout_seconds=60),
+            {
+                "id": "each",
+                "kind": "foreach",
+                "items": "${inputs.list}",
+                "body": [
+                    cli("inner"),
+                    {"id": "call", "kind": "api", "method": "GET", "url": "http://x"},
+                ],
+            },
+            await_event("later"),
+        ],
+        defaults={"timeout_seconds": 5, "retry": {"max_attempts": 4}},
+    )
+    foreach = wf.step("each")
+    assert isinstance(foreach, ForeachStep)
+    assert [(step.timeout_seconds, step.retry.max_attempts) for step in foreach.body] == [
+        (5, 4),
+        (5, 4),
+    ]
+    assert (foreach.timeout_seconds, foreach.retry.max_attempts) == (None, 1)
+    assert wf.step("ask").timeout_seconds == 60
+    assert wf.step("later").timeout_seconds is None
 
 
 def test_shell_comes_from_the_step_then_the_defaults() -> None:
@@ -685,38 +736,45 @@ def test_transition_back_to_the_same_await_step_waits_again() -> None:
     assert run.s.result == {"outcome": "shipped", "note": "none"}
 
 
-def test_await_transition_without_a_match_keeps_waiting() -> None:
+def test_await_transition_without_a_match_goes_on_in_list_order() -> None:
     wf = workflow(
         [
             await_event("ask", transitions=[{"when": "event.approved", "next": "done"}]),
+            cli("next_in_list"),
             end("done"),
         ]
     )
     run = Run(wf)
     run.start()
-    before = state_to_json(run.s)
-    with pytest.raises(StepFailure):
-        advance(wf, run.s, received("go", {"approved": False}))
-    assert state_to_json(run.s) == before
-    assert run.s.status == WAITING
+    run.send(received("go", {"approved": False}))
+    assert run.s.status == RUNNING
+    assert run.effect().step_id == "next_in_list"
 
 
-def test_cli_transition_without_a_match_fails_the_run() -> None:
+def test_cli_transition_without_a_match_goes_on_in_list_order() -> None:
     wf = workflow(
         [
             cli(
                 "a",
                 outputs={"type": "object"},
-                transitions=[{"when": "steps.a.outputs.ok", "next": "b"}],
+                transitions=[{"when": "steps.a.outputs.ok", "next": "c"}],
             ),
             cli("b"),
+            cli("c"),
         ]
     )
     run = Run(wf)
     run.start()
-    run.finish(output={"ok": False})
-    assert run.s.status == FAILED
-    assert error_code(run.s) == "ERR_STEP_FAILED"
+    assert run.finish(output={"ok": False})[0].step_id == "b"
+    assert run.finish()[0].step_id == "c"
+
+
+def test_last_step_without_a_matching_transition_completes_the_run() -> None:
+    wf = workflow([cli("a", transitions=[{"when": "inputs.never", "next": "a"}])])
+    run = Run(wf)
+    run.start()
+    run.finish()
+    assert run.s.status == COMPLETED
 
 
 def test_unconditional_transition_jumps() -> None:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checkpointflow.expressions import ExpressionError, parse_template
-from checkpointflow.shell import argv_script, shell_script, value_variable
+from checkpointflow.shell import argv_script, sequence_script, shell_script, value_variable
 
 SHELL = "/bin/sh"
 PROPERTY = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
@@ -267,6 +267,70 @@ def test_value_in_unquoted_heredoc_is_the_plain_value(tmp_path: Path) -> None:
     assert output == b"it's $HOME\n"
 
 
+# --- list commands: a sequence ------------------------------------------------------------
+
+
+def run_status(script: str, values: tuple[str, ...], cwd: Path) -> tuple[int, bytes]:
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    environment.update({value_variable(i): v for i, v in enumerate(values, 1)})
+    process = subprocess.run(
+        [SHELL, "-c", script], env=environment, cwd=cwd, capture_output=True, check=False
+    )
+    return process.returncode, process.stdout
+
+
+def sequence(items: list[str], context: dict[str, Any], cwd: Path) -> tuple[int, bytes]:
+    script, values = sequence_script(tuple(parse_template(item) for item in items), context)
+    return run_status(script, values, cwd)
+
+
+def test_sequence_runs_every_item_in_order(tmp_path: Path) -> None:
+    assert sequence(["echo one", "echo two", "echo three"], {}, tmp_path) == (
+        0,
+        b"one\ntwo\nthree\n",
+    )
+
+
+def test_sequence_stops_at_the_first_failing_item_with_its_exit_code(tmp_path: Path) -> None:
+    status, output = sequence(["echo one", "exit 7", "echo never"], {}, tmp_path)
+    assert (status, output) == (7, b"one\n")
+    status, output = sequence(["echo one", "sh -c 'exit 4'; false", "echo never"], {}, tmp_path)
+    assert (status, output) == (1, b"one\n")
+
+
+def test_sequence_items_are_separate_commands(tmp_path: Path) -> None:
+    # A trailing comment, `;` or `||` in one item never reaches into the next.
+    items = ["echo a # a note", "false || echo b", "echo c;", "cat <<EOF\nd\nEOF"]
+    assert sequence(items, {}, tmp_path) == (0, b"a\nb\nc\nd\n")
+
+
+def test_sequence_numbers_values_across_items() -> None:
+    script, values = sequence_script(
+        (parse_template("echo ${inputs.v}"), parse_template("echo '${inputs.w}'")),
+        {"inputs": {"v": "x y", "w": 2}},
+    )
+    assert values == ("x y", "2")
+    assert script == "{ echo \"${CPF_VALUE_1}\"\n} && { echo ''\"${CPF_VALUE_2}\"''\n}"
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_sequence_items_keep_values_out_of_the_code(value: str, tmp_path: Path) -> None:
+    items = [
+        "printf '%s|' ${inputs.v}",
+        "printf '%s|' \"${inputs.v}\"",
+        "printf '%s|' '${inputs.v}'",
+        "cat <<EOF\n${inputs.v}\nEOF",
+    ]
+    status, output = sequence(items, inputs(value), tmp_path)
+    assert (status, output) == (0, f"{value}|{value}|{value}|{value}\n".encode())
+    assert listing(tmp_path) == []
+
+
+def test_sequence_missing_value_is_an_error() -> None:
+    with pytest.raises(ExpressionError):
+        sequence_script((parse_template("true"), parse_template("echo ${inputs.typo}")), {})
+
+
 # --- properties ---------------------------------------------------------------------------
 
 shell_text = st.text(
@@ -340,4 +404,16 @@ def test_argv_literal_text_and_values_come_out_byte_identical(literal: str, valu
             ["printf", "%s", literal + "${inputs.v}" + literal], inputs(value), Path(folder)
         )
         assert output == (literal + value + literal).encode()
+        assert listing(Path(folder)) == []
+
+
+@PROPERTY
+@given(values=st.lists(shell_text, min_size=1, max_size=4))
+def test_any_values_in_a_sequence_come_out_byte_identical(values: list[str]) -> None:
+    context = {"inputs": {f"v{i}": value for i, value in enumerate(values)}}
+    items = [f"printf '%s\\0' \"${{inputs.v{i}}}\"" for i in range(len(values))]
+    with tempfile.TemporaryDirectory() as folder:
+        status, output = sequence(items, context, Path(folder))
+        assert status == 0
+        assert output.split(b"\0")[:-1] == [value.encode() for value in values]
         assert listing(Path(folder)) == []

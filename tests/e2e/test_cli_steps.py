@@ -25,23 +25,23 @@ def test_string_command_output_is_captured(cpf):
     assert step_output(cpf, run_id, "s", stream="stderr") == "oops\n"
 
 
-def test_list_command_items_are_single_arguments(cpf):
-    step = """command: ["printf", "%s|", "a b", "${inputs.x}"]"""
+def test_argv_items_are_single_arguments(cpf):
+    step = """argv: ["printf", "%s|", "a b", "${inputs.x}"]"""
     result = start(cpf, one_step(step), {"x": "c  d;e"})
     assert result.exit_code == 0
     assert step_output(cpf, result.envelope["run_id"], "s") == "a b|c  d;e|"
 
 
-def test_list_command_has_no_shell_syntax(cpf):
-    step = """command: ["echo", "$HOME", "*", ">", "out.txt", "$(id)"]"""
+def test_argv_has_no_shell_syntax(cpf):
+    step = """argv: ["echo", "$HOME", "*", ">", "out.txt", "$(id)"]"""
     result = start(cpf, one_step(step))
     assert result.exit_code == 0
     assert step_output(cpf, result.envelope["run_id"], "s") == "$HOME * > out.txt $(id)\n"
     assert not (cpf.cwd / "out.txt").exists()
 
 
-def test_list_command_mixed_text_and_expression(cpf):
-    step = """command: ["printf", "%s", "pre-${inputs.x}-post"]"""
+def test_argv_mixed_text_and_expression(cpf):
+    step = """argv: ["printf", "%s", "pre-${inputs.x}-post"]"""
     result = start(cpf, one_step(step), {"x": "mid dle"})
     assert step_output(cpf, result.envelope["run_id"], "s") == "pre-mid dle-post"
 
@@ -351,8 +351,14 @@ def test_missing_path_in_env_is_an_expression_error(cpf):
     assert not (cpf.cwd / "ran.txt").exists()
 
 
-def test_missing_path_in_list_command_is_an_expression_error(cpf):
-    result = start(cpf, one_step('command: ["touch", "${inputs.nope}", "ran.txt"]'))
+def test_missing_path_in_argv_is_an_expression_error(cpf):
+    result = start(cpf, one_step('argv: ["touch", "${inputs.nope}", "ran.txt"]'))
+    assert (result.exit_code, result.error_code) == (30, "ERR_EXPRESSION")
+    assert not (cpf.cwd / "ran.txt").exists()
+
+
+def test_missing_path_in_a_later_list_item_runs_no_item(cpf):
+    result = start(cpf, one_step('command: ["touch ran.txt", "touch ${inputs.nope}"]'))
     assert (result.exit_code, result.error_code) == (30, "ERR_EXPRESSION")
     assert not (cpf.cwd / "ran.txt").exists()
 

@@ -86,7 +86,8 @@ SITES = {
     "bare": ("command: printf '%s' @@", "{}"),
     "single-quoted": ("command: printf '%s' '@@'", "{}"),
     "mid-word": ("command: printf '%s' pre@@post", "pre{}post"),
-    "list": ('command: ["printf", "%s", "<@@>"]', "<{}>"),
+    "argv": ('argv: ["printf", "%s", "<@@>"]', "<{}>"),
+    "list": ("command: [\"printf '%s' \\\"@@\\\"\", \"printf '|%s|' '@@' @@\"]", "{0}|{0}||{0}|"),
     "env": ('env:\n      V: "Bearer @@"\n    command: printf \'%s\' "$V"', "Bearer {}"),
 }
 
@@ -154,7 +155,8 @@ NUL_SITES = {
     "double-quoted": "    command: printf '%s' \"${inputs.v}\"\n",
     "bare": "    command: printf '%s' ${inputs.v}\n",
     "single-quoted": "    command: printf '%s' '${inputs.v}'\n",
-    "list": '    command: ["printf", "%s", "${inputs.v}"]\n',
+    "argv": '    argv: ["printf", "%s", "${inputs.v}"]\n',
+    "list": '    command: ["true", "printf %s \\"${inputs.v}\\""]\n',
     "env": '    env:\n      V: "${inputs.v}"\n    command: printf \'%s\' "$V"\n',
     "cwd": '    cwd: "${inputs.v}"\n    command: pwd\n',
 }
@@ -887,7 +889,9 @@ def test_full_disk_while_a_step_writes(cpf):
 
 
 def test_full_disk_from_many_runs(cpf):
-    with small_tmpfs(cpf.cwd.parent / "small", "200k") as mount:
+    # the first run also fills the code cache of compiled schemas (about 170 KB), so the
+    # disk must hold that with room for a few runs
+    with small_tmpfs(cpf.cwd.parent / "small", "320k") as mount:
         root = {"CHECKPOINTFLOW_BASE_DIR": str(mount)}
         cpf.write("gate.yaml", doc(GATE))
         waiting: list[str] = []

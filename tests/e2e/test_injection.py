@@ -52,9 +52,9 @@ def assert_clean(cpf) -> None:
     assert found == [], f"injected command ran: {found}"
 
 
-def run_one(cpf, command_yaml: str, value: str, extra: str = "") -> str:
+def run_one(cpf, command_yaml: str, value: str, extra: str = "", field: str = "command") -> str:
     """Run a single step `s` with inputs.name = value; return its stdout."""
-    body = f"id: inj\nsteps:\n  - id: s\n    kind: cli\n{extra}    command: {command_yaml}\n"
+    body = f"id: inj\nsteps:\n  - id: s\n    kind: cli\n{extra}    {field}: {command_yaml}\n"
     (cpf.cwd / "a-file.txt").write_text("glob target\n")
     result = start(cpf, body, {"name": value})
     assert result.exit_code == 0, result.envelope
@@ -101,9 +101,20 @@ def test_echo_forms(cpf, value, command, shape):
 
 
 @pytest.mark.parametrize("value", NASTY, ids=IDS)
-def test_list_command(cpf, value):
-    out = run_one(cpf, json.dumps(["printf", "[%s]", "${inputs.name}"]), value)
+def test_argv(cpf, value):
+    out = run_one(cpf, json.dumps(["printf", "[%s]", "${inputs.name}"]), value, field="argv")
     assert out == f"[{value}]"
+
+
+@pytest.mark.parametrize("value", NASTY, ids=IDS)
+def test_list_command_items(cpf, value):
+    items = [
+        'printf "[%s]" "${inputs.name}"',
+        "printf '[%s]' ${inputs.name}",
+        "printf '[%s]' '${inputs.name}'",
+    ]
+    out = run_one(cpf, json.dumps(items), value)
+    assert out == f"[{value}]" * 3
 
 
 @pytest.mark.parametrize("value", NASTY, ids=IDS)

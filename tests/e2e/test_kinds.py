@@ -243,6 +243,19 @@ def test_api_retries_a_server_that_fails_twice(cpf, server):
     assert [a["http_status"] for a in state["steps"]["call"]["attempts"]] == [500, 502, 200]
 
 
+def test_api_steps_take_timeout_and_retry_from_the_defaults(cpf, server):
+    defaults = "  defaults:\n    timeout_seconds: 0.5\n    retry: {max_attempts: 2}\n"
+    server.script = [(200, {}, 3), (200, {}, 3)]
+    result = run(cpf, api_step(server.url), "--input", INPUTS, extra=defaults)
+    assert (result.exit_code, result.error_code) == (30, "ERR_TIMEOUT"), result.envelope
+    assert len(server.requests) == 2
+    server.script = [(500, {}, 0), (200, {"ok": True}, 0)]
+    own = api_step(server.url, "      retry: {max_attempts: 1}\n")
+    result = run(cpf, own, "--input", INPUTS, extra=defaults)
+    assert (result.exit_code, result.error_code) == (30, "ERR_HTTP_STATUS"), result.envelope
+    assert len(server.requests) == 3  # the step's own retry: one attempt only
+
+
 def test_api_timeout_and_connection_errors_have_their_own_codes(cpf, server):
     server.script = [(200, {}, 3)]
     slow = api_step(server.url, "      timeout_seconds: 0.5\n")

@@ -63,7 +63,7 @@ steps:
     body:
       - id: greet
         kind: cli
-        command: [printf, '{"name": "%s", "index": %s}', '${item}', '${item_index}']
+        argv: [printf, '{"name": "%s", "index": %s}', '${item}', '${item_index}']
   - id: done
     kind: end
     result: ${steps.each.outputs}
@@ -98,10 +98,10 @@ steps:
     body:
       - id: nap
         kind: cli
-        command: [sleep, '${item.delay}']
+        argv: [sleep, '${item.delay}']
       - id: report
         kind: cli
-        command: [printf, '{"name": "%s", "index": %s}', '${item.name}', '${item_index}']
+        argv: [printf, '{"name": "%s", "index": %s}', '${item.name}', '${item_index}']
   - id: done
     kind: end
     result: ${steps.each.outputs}
@@ -329,7 +329,7 @@ steps:
             command: 'echo unit >> ran.log; UNIT_COMMAND'
           - id: count
             kind: cli
-            command: [printf, '{"passed": 12}']
+            argv: [printf, '{"passed": 12}']
       - start_at: audit
   - id: audit
     kind: cli
@@ -402,7 +402,7 @@ outputs:
 steps:
   - id: hello
     kind: cli
-    command: [printf, '{"text": "hello %s"}', '${inputs.name}']
+    argv: [printf, '{"text": "hello %s"}', '${inputs.name}']
 """
 
 PARENT = """
@@ -505,7 +505,7 @@ steps:
         note: {type: string}
   - id: hello
     kind: cli
-    command: [printf, '{"text": "hello %s"}', '${inputs.name}']
+    argv: [printf, '{"text": "hello %s"}', '${inputs.name}']
 """
 
 
@@ -757,7 +757,7 @@ steps:
         steps:
           - id: slow
             kind: cli
-            command: [sh, -c, 'sleep 0.3; touch slow.txt; printf "{\\"done\\": true}"']
+            argv: [sh, -c, 'sleep 0.3; touch slow.txt; printf "{\\"done\\": true}"']
   - id: done
     kind: end
     result: ${steps.both.outputs}
@@ -1493,7 +1493,7 @@ id: grid
 steps:
   - id: setup
     kind: cli
-    command: [printf, '{"prefix": "v"}']
+    argv: [printf, '{"prefix": "v"}']
   - id: outer
     kind: foreach
     items: ${inputs.rows}
@@ -1504,7 +1504,7 @@ steps:
         body:
           - id: cell
             kind: cli
-            command: [printf, '"%s%s-%s"', '${steps.setup.outputs.prefix}', '${item}', '${item_index}']
+            argv: [printf, '"%s%s-%s"', '${steps.setup.outputs.prefix}', '${item}', '${item_index}']
   - id: done
     kind: end
     result: ${steps.outer.outputs}
@@ -1538,11 +1538,11 @@ steps:
           - steps:
               - id: one
                 kind: cli
-                command: [printf, '"%s-1"', '${item}']
+                argv: [printf, '"%s-1"', '${item}']
           - steps:
               - id: two
                 kind: cli
-                command: [printf, '"%s-2"', '${item}']
+                argv: [printf, '"%s-2"', '${item}']
   - id: done
     kind: end
     result: ${steps.each.outputs}
@@ -1571,10 +1571,10 @@ steps:
     body:
       - id: nap
         kind: cli
-        command: [sleep, '${item}']
+        argv: [sleep, '${item}']
       - id: report
         kind: cli
-        command: [printf, '{"index": %s}', '${item_index}']
+        argv: [printf, '{"index": %s}', '${item_index}']
   - id: done
     kind: end
     result: ${steps.each.outputs}

@@ -37,9 +37,12 @@ steps:
     kind: cli
     command: |-
       printf '{"leak": "%s"}' "${env.SECRET_TOKEN}"
+  - id: argv_form
+    kind: cli
+    argv: ["printf", "[%s]", "${env.SECRET_TOKEN}"]
   - id: list_form
     kind: cli
-    command: ["printf", "[%s]", "${env.SECRET_TOKEN}"]
+    command: ["printf '[%s]' '${env.SECRET_TOKEN}'", "printf '(%s)' ${env.SECRET_TOKEN}"]
   - id: done
     kind: end
     result:
@@ -98,7 +101,8 @@ def test_secret_reaches_the_command_and_is_stored_nowhere(cpf, value):
     # ... and the captured output shows *** where the value was
     assert lines[6].endswith("/vault-***-dir"), lines[6]
     assert stderr == "Bearer ***\n"
-    assert (folder / "steps" / "list_form" / "1.stdout").read_text() == "[***]"
+    assert (folder / "steps" / "argv_form" / "1.stdout").read_text() == "[***]"
+    assert (folder / "steps" / "list_form" / "1.stdout").read_text() == "[***](***)"
     assert ran.envelope["result"] == {"leaked": "***", "status": "completed"}
     assert not list(cpf.cwd.rglob("pwned")), "a secret value was run as code"
 

@@ -286,6 +286,7 @@ def send(effect: SendRequest, body_path: Path) -> ResponseOutcome:
     status, headers, failure, code = _exchange(request, effect, body_path)
     secrets = [os.environ[name].encode() for name in effect.secrets if os.environ[name]]
     mask_file(body_path, secrets)
+    headers = {name: _masked(value, effect) or "" for name, value in headers.items()}
     return ResponseOutcome(status, headers, _since(started), _masked(failure, effect), code)
 
 
@@ -323,10 +324,10 @@ def _exchange(
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             _stream(response, body_path)
-            return response.status, dict(response.headers.items()), None, None
+            return response.status, _header_map(response.headers), None, None
     except urllib.error.HTTPError as response:
         _stream(response, body_path)
-        return response.code, dict(response.headers.items()), None, None
+        return response.code, _header_map(response.headers), None, None
     except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", error)
         if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
@@ -337,6 +338,16 @@ def _exchange(
             f"{effect.method} {request.full_url} failed: {reason}",
             "ERR_HTTP_CONNECTION",
         )
+
+
+def _header_map(message: Any) -> dict[str, str]:
+    """Response headers by lower-case name (HTTP names ignore case); the values of a
+    repeated header are joined with ", "."""
+    headers: dict[str, str] = {}
+    for name, value in message.items():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
 
 
 def _stream(response: Any, body_path: Path) -> None:

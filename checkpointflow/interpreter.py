@@ -199,9 +199,10 @@ def _attempt_finished(
         attempt = _attempt(event, event.exit_code, event.timed_out, event.stdout, event.stderr)
     elif isinstance(step, ApiStep) and isinstance(event, ResponseReceived):
         error = verdicts.response_error(placed(step, event.step_id), event)
-        outputs = {"status": event.status, "headers": event.headers, "body": event.body}
+        outputs = verdicts.response_outputs(event)
         attempt = _attempt(event, None, event.failure_code == "ERR_TIMEOUT", event.body_file, "")
         attempt = attrs.evolve(attempt, http_status=event.status)
+        record = attrs.evolve(record, response=verdicts.response_summary(event))
     else:
         kind = step.kind if step is not None else "removed"
         raise InternalFailure("ERR_INTERNAL", f"{type(event).__name__} for a {kind} step")

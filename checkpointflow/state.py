@@ -120,8 +120,8 @@ class ResponseReceived:
     step_id: str
     attempt: int
     status: int | None
-    headers: dict[str, str]
-    body: JSON  # parsed JSON, or text
+    headers: dict[str, str]  # names in lower case
+    body: JSON  # parsed JSON; text when it is not JSON; None when too large to read
     body_is_json: bool
     failure: str | None  # no response, and why
     failure_code: str | None
@@ -246,6 +246,7 @@ class StepRecord:
     started_at: str | None = None
     finished_at: str | None = None
     progress: JSON = None  # a foreach or parallel step's bookkeeping while it runs
+    response: JSON = None  # an api step's latest response: {status, headers}
 
 
 @attrs.frozen(slots=False)

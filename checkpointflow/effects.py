@@ -294,9 +294,11 @@ def _request(effect: SendRequest) -> Any:
     from urllib.parse import urlencode, urlsplit
     from urllib.request import Request
 
-    url = fill(effect.url)
+    url = fill(effect.url).strip()
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"url {url!r} is not an http:// or https:// URL")
+    if any(char <= " " or char == "\x7f" for char in url):
+        raise ValueError(f"url {url!r} contains a space or control character; encode it")
     query = urlencode([(name, fill(value)) for name, value in effect.query])
     if query:
         url += ("&" if "?" in url else "?") + query
@@ -318,20 +320,24 @@ def _exchange(
     """Status, headers, and a failure with its code when no response came back."""
     import http.client
     import urllib.error
-    import urllib.request
+
+    from checkpointflow import connections
 
     timeout = effect.timeout_seconds or DEFAULT_HTTP_TIMEOUT
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        policy = connections.policy_for(effect.address_check, request.full_url)
+        with connections.opener(policy).open(request, timeout=timeout) as response:
             _stream(response, body_path)
             return response.status, _header_map(response.headers), None, None
     except urllib.error.HTTPError as response:
         _stream(response, body_path)
         return response.code, _header_map(response.headers), None, None
-    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
             return None, {}, f"no response within {timeout:g}s", "ERR_TIMEOUT"
+        if isinstance(reason, connections.ForbiddenAddress):
+            return None, {}, str(reason), connections.FORBIDDEN_CODE
         return (
             None,
             {},

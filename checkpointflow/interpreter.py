@@ -77,6 +77,9 @@ __all__ = ["advance", "frame_is_open", "overdue_waits", "replay", "wait_deadline
 
 Outcome = tuple[RunState, tuple[Effect, ...]]
 
+# Failures another attempt would only repeat: an address the step may not reach.
+NOT_RETRIED = frozenset({"ERR_HTTP_FORBIDDEN_ADDRESS"})
+
 
 def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome:
     """The run's next state and the work to do next, after `event`."""
@@ -217,6 +220,8 @@ def _attempt_finished(
         )
         return after(workflow, put(state, spot.key, record), spot, None, event.at)
     record = attrs.evolve(record, attempts=attempts)
+    if error["code"] in NOT_RETRIED:
+        return step_failed(workflow, state, spot, record, error, event.at)
     return retry_or_fail(workflow, state, spot, record, error, event.at)
 
 

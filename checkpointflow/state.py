@@ -73,6 +73,7 @@ class SendRequest:
     timeout_seconds: float | None
     delay_seconds: float
     secrets: tuple[str, ...] = ()
+    address_check: str = "other_hosts"  # which connections must reach public addresses
 
 
 Effect = RunCommand | SendRequest

@@ -20,6 +20,7 @@ PURE_MODULES = [
     "syntax",
     "flow",
     "tokens",
+    "addresses",
 ]
 FORBIDDEN = {
     "os",

@@ -210,6 +210,124 @@ def test_validate_knows_which_steps_have_a_response(cpf):
     assert "only an api step has a response" in problem["message"]
 
 
+# --- private addresses --------------------------------------------------------------------
+
+FROM_DATA = {
+    "inputs": ("", "${inputs.base}"),
+    "step outputs": (
+        '    - id: find\n      kind: cli\n      command: [printf, \'{"base": "BASE"}\']\n',
+        "${steps.find.outputs.base}",
+    ),
+}
+
+
+@pytest.mark.parametrize("source", FROM_DATA)
+def test_a_host_from_the_runs_data_may_not_reach_a_loopback_address(cpf, server, source):
+    before, base = FROM_DATA[source]
+    steps = before.replace("BASE", server.url) + get_step(
+        base, extra="      retry: {max_attempts: 3, backoff_seconds: 0.01}\n"
+    )
+    result = run(cpf, steps, "--input", json.dumps({"base": server.url}))
+    assert (result.exit_code, result.error_code) == (30, "ERR_HTTP_FORBIDDEN_ADDRESS")
+    message = result.envelope["error"]["message"]
+    assert "'call'" in message and "127.0.0.1" in message and "loopback" in message
+    assert "allow_private_network: true" in message
+    assert server.requests == []
+    state = inspect(cpf, result.envelope["run_id"])["state"]
+    assert len(state["steps"]["call"]["attempts"]) == 1  # another attempt would be refused too
+
+
+def test_an_event_answer_may_not_choose_a_local_host(cpf, server):
+    steps = """\
+    - {id: ask, kind: await_event, audience: user, event_name: target, input_schema: {type: object}}
+""" + get_step(
+        "http://${steps.ask.outputs.host}:PORT".replace("PORT", server.url.rsplit(":", 1)[1])
+    )
+    waiting = run(cpf, steps)
+    run_id = waiting.envelope["run_id"]
+    answered = cpf(
+        "resume", "--run-id", run_id, "--event", "target", "--input", '{"host": "2130706433"}'
+    )
+    assert answered.error_code == "ERR_HTTP_FORBIDDEN_ADDRESS"
+    assert "'2130706433' at 127.0.0.1" in answered.envelope["error"]["message"]
+    assert server.requests == []
+
+
+def test_the_opt_in_lets_a_host_from_data_reach_a_local_service(cpf, server):
+    server.script = [(200, {"local": True}, 0)]
+    steps = get_step("${inputs.base}", extra="      allow_private_network: true\n")
+    result = run(cpf, steps, "--input", json.dumps({"base": server.url}))
+    assert result.envelope["result"] == {"local": True}
+
+
+def test_a_host_from_the_environment_counts_as_written(cpf, server):
+    server.script = [(200, {"ok": 1}, 0)]
+    cpf.write("flow.yaml", HEAD + "  steps:\n" + get_step("${env.LOCAL_API}"))
+    result = cpf("run", "-f", "flow.yaml", env={"LOCAL_API": server.url})
+    assert result.envelope["result"] == {"ok": 1}
+
+
+def test_a_refused_address_can_be_handled_by_on_error(cpf, server):
+    steps = get_step("${inputs.base}", extra="      on_error: {next: fallback}\n") + (
+        "    - {id: fallback, kind: end, result: '${steps.call.error.code}'}\n"
+    )
+    result = run(cpf, steps, "--input", json.dumps({"base": "http://127.0.0.1:9"}))
+    assert result.envelope["result"] == "ERR_HTTP_FORBIDDEN_ADDRESS"
+
+
+def redirect_to(location: str) -> tuple:
+    return (302, "", 0, {"Location": location})
+
+
+def test_a_written_url_may_redirect_on_its_own_host_and_port(cpf, server):
+    server.script = [redirect_to("/moved"), (200, {"moved": True}, 0)]
+    result = run(cpf, get_step(server.url))
+    assert result.envelope["result"] == {"moved": True}
+    assert [r["path"] for r in server.requests] == ["/items", "/moved"]
+
+
+def test_a_redirect_to_another_loopback_port_is_refused(cpf, server):
+    other = Server()
+    try:
+        server.script = [redirect_to(other.url + "/elsewhere")]
+        result = run(cpf, get_step(server.url))
+        assert (result.exit_code, result.error_code) == (30, "ERR_HTTP_FORBIDDEN_ADDRESS")
+        assert "redirect" in result.envelope["error"]["message"]
+        assert other.requests == []
+    finally:
+        other.close()
+
+
+def test_with_the_opt_in_a_redirect_elsewhere_is_followed_without_credentials(cpf, server):
+    port = server.url.rsplit(":", 1)[1]
+    server.script = [redirect_to(f"http://localhost:{port}/next"), (200, {"ok": True}, 0)]
+    steps = get_step(
+        server.url,
+        extra="      headers: {Authorization: Bearer t0k3n, X-Kept: yes}\n"
+        "      allow_private_network: true\n",
+    )
+    result = run(cpf, steps)
+    assert result.envelope["result"] == {"ok": True}
+    first, second = server.requests
+    assert first["headers"]["Authorization"] == "Bearer t0k3n"
+    assert "Authorization" not in second["headers"] and second["headers"]["X-Kept"] == "yes"
+
+
+def test_through_a_proxy_the_target_is_checked_before_the_proxy_is_asked(cpf, server):
+    server.script = [(200, {"via": "proxy"}, 0)]
+    proxy = {"http_proxy": server.url, "no_proxy": ""}
+    cpf.write("flow.yaml", HEAD + "  steps:\n" + get_step("http://service.invalid"))
+    written = cpf("run", "-f", "flow.yaml", env=proxy)
+    assert written.envelope["result"] == {"via": "proxy"}
+    assert server.requests[0]["path"] == "http://service.invalid/items"
+    cpf.write("flow.yaml", HEAD + "  steps:\n" + get_step("${inputs.base}"))
+    inputs = json.dumps({"base": "http://10.1.2.3"})
+    refused = cpf("run", "-f", "flow.yaml", "--input", inputs, env=proxy)
+    assert refused.error_code == "ERR_HTTP_FORBIDDEN_ADDRESS"
+    assert "10.1.2.3" in refused.envelope["error"]["message"]
+    assert len(server.requests) == 1
+
+
 # --- cpf verify -------------------------------------------------------------------------------
 
 

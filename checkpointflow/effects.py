@@ -297,8 +297,11 @@ def _request(effect: SendRequest) -> Any:
     url = fill(effect.url).strip()
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"url {url!r} is not an http:// or https:// URL")
-    if any(char <= " " or char == "\x7f" for char in url):
-        raise ValueError(f"url {url!r} contains a space or control character; encode it")
+    if not url.isascii() or any(char <= " " or char == "\x7f" for char in url):
+        raise ValueError(
+            f"url {url!r} contains a space, a control or a non-ASCII character; "
+            "percent-encode it (an international host name in its xn-- form)"
+        )
     query = urlencode([(name, fill(value)) for name, value in effect.query])
     if query:
         url += ("&" if "?" in url else "?") + query

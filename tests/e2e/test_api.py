@@ -178,6 +178,13 @@ def test_api_timeout_and_connection_errors_have_their_own_codes(cpf, server):
     assert not_http.error_code == "ERR_HTTP_CONNECTION"
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/caf\u00e9", "http://127.0.0.1:9/a b"])
+def test_a_url_that_needs_encoding_is_refused_with_a_hint(cpf, url):
+    result = run(cpf, get_step(url))
+    assert (result.exit_code, result.error_code) == (30, "ERR_HTTP_CONNECTION")
+    assert "percent-encode" in result.envelope["error"]["message"]
+
+
 def test_api_secrets_never_reach_the_run_folder(cpf, server):
     secret = "tok-9f8e7d6c5b4a"
     server.script = [(200, {"echo": secret}, 0, {"X-Echo": f"Bearer {secret}"})]

@@ -19,6 +19,8 @@ import attrs
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+FORBIDDEN_CODE = "ERR_HTTP_FORBIDDEN_ADDRESS"  # the step's error when an address is refused
+
 # Which connections of a request are checked (SendRequest.address_check).
 ALL_HOSTS = "all_hosts"  # the URL's host came from data: every connection, redirects too
 OTHER_HOSTS = "other_hosts"  # the host is written in the workflow: only redirects elsewhere

@@ -21,8 +21,6 @@ import attrs
 
 from checkpointflow import addresses
 
-FORBIDDEN_CODE = "ERR_HTTP_FORBIDDEN_ADDRESS"
-
 
 class ForbiddenAddress(OSError):
     """A checked connection would reach an address that is not public."""

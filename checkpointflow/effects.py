@@ -324,7 +324,7 @@ def _exchange(
     import http.client
     import urllib.error
 
-    from checkpointflow import connections
+    from checkpointflow import addresses, connections
 
     timeout = effect.timeout_seconds or DEFAULT_HTTP_TIMEOUT
     try:
@@ -340,7 +340,7 @@ def _exchange(
         if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
             return None, {}, f"no response within {timeout:g}s", "ERR_TIMEOUT"
         if isinstance(reason, connections.ForbiddenAddress):
-            return None, {}, str(reason), connections.FORBIDDEN_CODE
+            return None, {}, str(reason), addresses.FORBIDDEN_CODE
         return (
             None,
             {},

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from checkpointflow import json_schema, verdicts
+from checkpointflow.addresses import FORBIDDEN_CODE
 from checkpointflow.errors import InternalFailure, RuntimeFailure, ValidationFailure
 from checkpointflow.flow import (
     MAIN,
@@ -78,7 +79,7 @@ __all__ = ["advance", "frame_is_open", "overdue_waits", "replay", "wait_deadline
 Outcome = tuple[RunState, tuple[Effect, ...]]
 
 # Failures another attempt would only repeat: an address the step may not reach.
-NOT_RETRIED = frozenset({"ERR_HTTP_FORBIDDEN_ADDRESS"})
+NOT_RETRIED = frozenset({FORBIDDEN_CODE})
 
 
 def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome:

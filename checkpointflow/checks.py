@@ -7,7 +7,7 @@ of `cpf validate` shows everything that needs fixing.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -25,13 +25,16 @@ from checkpointflow.expressions import (
 from checkpointflow.model import closure
 from checkpointflow.sites import DATA_ROOTS, Site, expression_sites
 
-STEP_FIELDS = frozenset({"outputs", "status", "error"})
+STEP_FIELDS = frozenset({"outputs", "status", "error", "response"})
 _ROOT_HINTS = {
     "event": "`event` is only available in the transitions of an await_event step",
     "item": "`item` is only available inside a foreach body",
     "item_index": "`item_index` is only available inside a foreach body",
     "env": "`env` is only allowed where values leave the run (command, argv, cwd, env, url, headers, query, body)",
 }
+
+
+Known = Mapping[str, str]  # the step ids an expression may name, with their kinds
 
 
 @attrs.frozen(slots=False)
@@ -53,8 +56,8 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     workflow = document["workflow"]
     steps: list[dict[str, Any]] = workflow["steps"]
     problems = _schema_definition(workflow.get("inputs"), "/workflow/inputs", None)
-    problems += _list_problems(steps, "/workflow/steps", frozenset(), DATA_ROOTS)
-    known = {step["id"] for step in steps}
+    problems += _list_problems(steps, "/workflow/steps", {}, DATA_ROOTS)
+    known = _kinds(steps)
     for name, text, path in workflow_outputs.entries(workflow.get("outputs", {})):
         site = Site(path, text, DATA_ROOTS, condition=True)
         for problem in _expression_problems(site, "", known):
@@ -69,10 +72,10 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
 
 
 def _list_problems(
-    steps: list[dict[str, Any]], base: str, outer: frozenset[str], roots: frozenset[str]
+    steps: list[dict[str, Any]], base: str, outer: Known, roots: frozenset[str]
 ) -> list[Problem]:
     """The problems of one list of steps (the workflow's, a body's or a branch's) and of
-    every list inside it. `outer` holds the ids visible from around the list."""
+    every list inside it. `outer` holds the ids (and kinds) visible from around the list."""
     problems = list(_duplicate_ids(steps, base))
     local = {step["id"] for step in steps}
     for index, step in enumerate(steps):
@@ -86,7 +89,7 @@ def _list_problems(
                     "ERR_DUPLICATE_STEP_ID",
                 )
             )
-    known = local | outer
+    known = {**outer, **_kinds(steps)}
     owned = _branch_problems(steps, base, local, problems)
     for index, step in enumerate(steps):
         path = f"{base}/{index}"
@@ -104,13 +107,13 @@ def _list_problems(
                     )
         if step["kind"] == "foreach" and isinstance(step.get("body"), list):
             inner = roots | {"item", "item_index"}
-            problems += _list_problems(step["body"], f"{path}/body", frozenset(known), inner)
+            problems += _list_problems(step["body"], f"{path}/body", known, inner)
         for number, branch in enumerate(
             step.get("branches", ()) if step["kind"] == "parallel" else ()
         ):
             if isinstance(branch.get("steps"), list):
                 where = f"{path}/branches/{number}/steps"
-                problems += _list_problems(branch["steps"], where, frozenset(known), roots)
+                problems += _list_problems(branch["steps"], where, known, roots)
     return problems
 
 
@@ -205,7 +208,7 @@ def _duplicate_ids(steps: list[dict[str, Any]], base: str) -> Iterator[Problem]:
 
 
 def _step_problems(
-    step: dict[str, Any], base: str, known: set[str], local: set[str], roots: frozenset[str]
+    step: dict[str, Any], base: str, known: Known, local: set[str], roots: frozenset[str]
 ) -> list[Problem]:
     step_id = step["id"]
     problems: list[Problem] = []
@@ -283,7 +286,7 @@ def _targets(step: dict[str, Any], base: str) -> Iterator[tuple[str, str]]:
             yield f"{base}/{field}/next", step[field]["next"]
 
 
-def _expression_problems(site: Site, step_id: str, known: set[str]) -> list[Problem]:
+def _expression_problems(site: Site, step_id: str, known: Known) -> list[Problem]:
     try:
         nodes: tuple[Node, ...]
         if site.condition:
@@ -326,7 +329,7 @@ def _secret_problem(node: Node) -> str | None:
 
 
 def _reference_problem(
-    reference: tuple[str, ...], roots: frozenset[str], known: set[str]
+    reference: tuple[str, ...], roots: frozenset[str], known: Known
 ) -> str | None:
     root = reference[0]
     if root not in roots:
@@ -340,7 +343,16 @@ def _reference_problem(
     if len(reference) > 2 and reference[2] not in STEP_FIELDS:
         fields = ", ".join(sorted(STEP_FIELDS))
         return f"steps.{reference[1]}.{reference[2]}: a step has only {fields}"
+    if len(reference) > 2 and reference[2] == "response" and known[reference[1]] != "api":
+        return (
+            f"steps.{reference[1]}.response: only an api step has a response; "
+            f"'{reference[1]}' is a {known[reference[1]]} step"
+        )
     return None
+
+
+def _kinds(steps: list[dict[str, Any]]) -> dict[str, str]:
+    return {step["id"]: step["kind"] for step in steps}
 
 
 def _schema_definition(schema: Any, path: str, step_id: str | None) -> list[Problem]:

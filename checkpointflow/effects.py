@@ -317,6 +317,7 @@ def send(
     status, headers, failure, code = _exchange(request, effect, body_path)
     secrets = [os.environ[name].encode() for name in effect.secrets if os.environ[name]]
     mask_file(body_path, secrets)
+    headers = {name: _masked(value, effect) or "" for name, value in headers.items()}
     return ResponseOutcome(status, headers, _since(started), _masked(failure, effect), code)
 
 
@@ -324,9 +325,14 @@ def _request(effect: SendRequest) -> Any:
     from urllib.parse import urlencode, urlsplit
     from urllib.request import Request
 
-    url = fill(effect.url)
+    url = fill(effect.url).strip()
     if urlsplit(url).scheme not in ("http", "https"):
         raise ValueError(f"url {url!r} is not an http:// or https:// URL")
+    if not url.isascii() or any(char <= " " or char == "\x7f" for char in url):
+        raise ValueError(
+            f"url {url!r} contains a space, a control or a non-ASCII character; "
+            "percent-encode it (an international host name in its xn-- form)"
+        )
     query = urlencode([(name, fill(value)) for name, value in effect.query])
     if query:
         url += ("&" if "?" in url else "?") + query
@@ -348,26 +354,40 @@ def _exchange(
     """Status, headers, and a failure with its code when no response came back."""
     import http.client
     import urllib.error
-    import urllib.request
+
+    from checkpointflow import addresses, connections
 
     timeout = effect.timeout_seconds or DEFAULT_HTTP_TIMEOUT
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        policy = connections.policy_for(effect.address_check, request.full_url)
+        with connections.opener(policy).open(request, timeout=timeout) as response:
             _stream(response, body_path)
-            return response.status, dict(response.headers.items()), None, None
+            return response.status, _header_map(response.headers), None, None
     except urllib.error.HTTPError as response:
         _stream(response, body_path)
-        return response.code, dict(response.headers.items()), None, None
-    except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        return response.code, _header_map(response.headers), None, None
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         if isinstance(reason, TimeoutError) or isinstance(error, TimeoutError):
             return None, {}, f"no response within {timeout:g}s", "ERR_TIMEOUT"
+        if isinstance(reason, connections.ForbiddenAddress):
+            return None, {}, str(reason), addresses.FORBIDDEN_CODE
         return (
             None,
             {},
             f"{effect.method} {request.full_url} failed: {reason}",
             "ERR_HTTP_CONNECTION",
         )
+
+
+def _header_map(message: Any) -> dict[str, str]:
+    """Response headers by lower-case name (HTTP names ignore case); the values of a
+    repeated header are joined with ", "."""
+    headers: dict[str, str] = {}
+    for name, value in message.items():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
 
 
 def _stream(response: Any, body_path: Path) -> None:

@@ -777,6 +777,7 @@ class Context(Mapping[str, Any]):
                         "outputs": record.outputs,
                         "status": record.status,
                         "error": record.error,
+                        "response": record.response,
                     }
             if opened is None:
                 break

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from checkpointflow import json_schema, verdicts
+from checkpointflow.addresses import FORBIDDEN_CODE
 from checkpointflow.errors import InternalFailure, RuntimeFailure, ValidationFailure
 from checkpointflow.flow import (
     MAIN,
@@ -79,6 +80,9 @@ from checkpointflow.timestamps import to_millis
 __all__ = ["advance", "frame_is_open", "overdue_waits", "replay", "wait_deadline", "wait_token"]
 
 Outcome = tuple[RunState, tuple[Effect, ...]]
+
+# Failures another attempt would only repeat: an address the step may not reach.
+NOT_RETRIED = frozenset({FORBIDDEN_CODE})
 
 
 def advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcome:
@@ -204,9 +208,10 @@ def _attempt_finished(
         attempt = _attempt(event, event.exit_code, event.timed_out, event.stdout, event.stderr)
     elif isinstance(step, ApiStep) and isinstance(event, ResponseReceived):
         error = verdicts.response_error(placed(step, event.step_id), event)
-        outputs = {"status": event.status, "headers": event.headers, "body": event.body}
+        outputs = verdicts.response_outputs(event)
         attempt = _attempt(event, None, event.failure_code == "ERR_TIMEOUT", event.body_file, "")
         attempt = attrs.evolve(attempt, http_status=event.status)
+        record = attrs.evolve(record, response=verdicts.response_summary(event))
     else:
         kind = step.kind if step is not None else "removed"
         raise InternalFailure("ERR_INTERNAL", f"{type(event).__name__} for a {kind} step")
@@ -221,6 +226,8 @@ def _attempt_finished(
         )
         return after(workflow, put(state, spot.key, record), spot, None, event.at)
     record = attrs.evolve(record, attempts=attempts)
+    if error["code"] in NOT_RETRIED:
+        return step_failed(workflow, state, spot, record, error, event.at)
     return retry_or_fail(workflow, state, spot, record, error, event.at)
 
 

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from checkpointflow.expressions import parse_template
+from checkpointflow.addresses import Piece, address_check
+from checkpointflow.expressions import Template, parse_template
 from checkpointflow.model import DEFAULT_SHELL, ApiStep, CliStep, Workflow
 from checkpointflow.shell import (
     argv_script,
@@ -76,7 +77,7 @@ def request_effect(
 ) -> SendRequest:
     """The next attempt of an api step (raises ExpressionError for a broken template)."""
     secrets: list[str] = []
-    url, names = text_with_secrets(parse_template(step.url), context)
+    url, names, pieces = _url(parse_template(step.url), context)
     secrets += names
     headers = _pairs(step.headers, context, secrets)
     query = _pairs(step.query, context, secrets)
@@ -92,7 +93,26 @@ def request_effect(
         timeout_seconds=step.timeout_seconds,
         delay_seconds=step.retry.delay_before(retry),
         secrets=tuple(dict.fromkeys(secrets)),
+        address_check=address_check(pieces, step.allow_private_network),
     )
+
+
+def _url(template: Template, context: Mapping[str, Any]) -> tuple[Text, list[str], list[Piece]]:
+    """The rendered URL, the env variables it reads, and its pieces marked by where they
+    came from (the workflow's text, the run's data, or the environment)."""
+    text: list[str | Secret] = []
+    names: list[str] = []
+    pieces: list[Piece] = []
+    for part in template.parts:
+        rendered, read = text_with_secrets(Template((part,)), context)
+        text += rendered
+        names += read
+        for item in rendered:
+            if isinstance(item, Secret):
+                pieces.append(Piece(None))
+            else:
+                pieces.append(Piece(item, from_data=not isinstance(part, str)))
+    return tuple(text), names, pieces
 
 
 def _pairs(

@@ -97,6 +97,7 @@ class ApiStep(Step):
     has_body: bool = False
     outputs_schema: JSON = None
     success_status_codes: frozenset[int] = frozenset({200, 201, 204})
+    allow_private_network: bool = False  # a host from the run's data may be non-public
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -449,6 +450,7 @@ def _api(spec: dict[str, Any], common: dict[str, Any]) -> Step:
         has_body="body" in spec,
         outputs_schema=spec.get("outputs"),
         success_status_codes=frozenset(codes),
+        allow_private_network=spec.get("allow_private_network", False),
     )
 
 

@@ -73,6 +73,7 @@ class SendRequest:
     timeout_seconds: float | None
     delay_seconds: float
     secrets: tuple[str, ...] = ()
+    address_check: str = "other_hosts"  # which connections must reach public addresses
 
 
 Effect = RunCommand | SendRequest
@@ -120,8 +121,8 @@ class ResponseReceived:
     step_id: str
     attempt: int
     status: int | None
-    headers: dict[str, str]
-    body: JSON  # parsed JSON, or text
+    headers: dict[str, str]  # names in lower case
+    body: JSON  # parsed JSON; text when it is not JSON; None when too large to read
     body_is_json: bool
     failure: str | None  # no response, and why
     failure_code: str | None
@@ -258,6 +259,7 @@ class StepRecord:
     started_at: str | None = None
     finished_at: str | None = None
     progress: JSON = None  # a foreach or parallel step's bookkeeping while it runs
+    response: JSON = None  # an api step's latest response: {status, headers}
 
 
 @attrs.frozen(slots=False)

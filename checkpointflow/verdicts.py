@@ -62,10 +62,30 @@ def response_error(step: ApiStep, event: ResponseReceived) -> dict[str, Any] | N
     if step.outputs_schema is None:
         return None
     if not event.body_is_json:
-        message = f"Step '{step.id}' declares outputs but the response body is not JSON"
+        why = "is not JSON" if event.body is not None else "is too large to read"
+        message = f"Step '{step.id}' declares outputs but the response body {why}"
         return error("ERR_STEP_OUTPUT_INVALID", message, step.id, details)
     problem = json_schema.problem(step.outputs_schema, event.body, "body")
     if problem is not None:
         message = f"Step '{step.id}' response body does not match its outputs schema: {problem}"
         return error("ERR_STEP_OUTPUT_INVALID", message, step.id, details)
     return None
+
+
+def response_outputs(event: ResponseReceived) -> Any:
+    """What `steps.<id>.outputs` holds after a successful response, as in checkpointflow
+    1.x: a JSON object body as it is; any other JSON value, or text, under `body`; an
+    empty object for an empty body (or one too large to read, kept only in its file)."""
+    body = event.body
+    if event.body_is_json:
+        return body if isinstance(body, dict) else {"body": body}
+    if isinstance(body, str) and body.strip():
+        return {"body": body}
+    return {}
+
+
+def response_summary(event: ResponseReceived) -> dict[str, Any] | None:
+    """What `steps.<id>.response` holds: the status and headers, when a response came."""
+    if event.status is None:
+        return None
+    return {"status": event.status, "headers": event.headers}

@@ -261,9 +261,8 @@ def check_outputs(folder: store.RunFolder, state: dict[str, Any], problems: list
     """Every captured output file the state refers to is in the run folder."""
     for step_id, record in state["steps"].items():
         for attempt in record.get("attempts", []):
-            for stream in ("stdout", "stderr"):
-                relative = attempt.get(stream)
-                if isinstance(relative, str) and not (folder.path / relative).is_file():
+            for relative in _captured_files(attempt):
+                if not (folder.path / relative).is_file():
                     problems.append(
                         Problem(
                             str(folder.path / relative),
@@ -271,3 +270,10 @@ def check_outputs(folder: store.RunFolder, state: dict[str, Any], problems: list
                             "restore the steps/ folder from a copy of the run",
                         )
                     )
+
+
+def _captured_files(attempt: dict[str, Any]) -> list[str]:
+    """The files an attempt names; an empty name means it has none (an api step keeps the
+    response body as `stdout` and has no `stderr`)."""
+    names = (attempt.get("stdout"), attempt.get("stderr"))
+    return [name for name in names if isinstance(name, str) and name]

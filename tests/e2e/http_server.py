@@ -1,5 +1,9 @@
 """A local HTTP server on 127.0.0.1 for tests of `api` steps: it answers from a script
-the test writes and records every request."""
+the test writes and records every request.
+
+Each scripted answer is (status, payload, delay) or (status, payload, delay, headers): a
+dict payload is sent as JSON, a str as text; `headers` are added to the answer (a
+`Location` makes it a redirect)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ class Server:
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
-        self.script: list[tuple[int, dict | str, float]] = []
+        self.script: list[tuple] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,7 +34,9 @@ class Server:
                         "body": body,
                     }
                 )
-                status, payload, delay = server.script.pop(0) if server.script else (200, {}, 0)
+                answer = server.script.pop(0) if server.script else (200, {}, 0)
+                status, payload, delay = answer[:3]
+                extra = answer[3] if len(answer) > 3 else {}
                 time.sleep(delay)
                 data = payload if isinstance(payload, str) else json.dumps(payload)
                 kind = "text/plain" if isinstance(payload, str) else "application/json"
@@ -38,6 +44,8 @@ class Server:
                     self.send_response(status)
                     self.send_header("Content-Type", kind)
                     self.send_header("X-Served-By", "test")
+                    for name, value in extra.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data.encode())
                 except (BrokenPipeError, ConnectionResetError):

@@ -1,20 +1,11 @@
-"""switch, api, on_error, await timeouts (via resume, status and tick) and workflow outputs."""
+"""switch, on_error, await timeouts (via resume, status and tick) and workflow outputs."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
-from http_server import Server, serving
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    yield from serving()
-
 
 HEAD = "schema_version: checkpointflow/v1\nworkflow:\n  id: kinds\n"
 
@@ -181,101 +172,3 @@ def test_on_timeout_needs_timeout_seconds(cpf):
     result = cpf("validate", "-f", "flow.yaml")
     assert result.error_code == "ERR_VALIDATION_WORKFLOW"
     assert "needs timeout_seconds" in result.envelope["error"]["message"]
-
-
-# --- api --------------------------------------------------------------------------------------
-
-
-def api_step(url: str, extra: str = "") -> str:
-    return f"""\
-    - id: call
-      kind: api
-      method: POST
-      url: {url}/items
-      headers: {{X-Trace: "${{inputs.trace}}"}}
-      query: {{q: "${{inputs.query}}", page: 2}}
-      body: {{name: "${{inputs.name}}", count: "${{inputs.count}}"}}
-{extra}    - {{id: done, kind: end, result: "${{steps.call.outputs}}"}}
-"""
-
-
-INPUTS = json.dumps({"trace": "t-1", "query": "a b&c", "name": 'x"; rm -rf /', "count": 3})
-
-
-def test_api_sends_the_request_and_json_becomes_outputs(cpf, server):
-    server.script = [(201, {"id": 42}, 0)]
-    result = run(cpf, api_step(server.url), "--input", INPUTS)
-    assert result.exit_code == 0, result.envelope
-    outputs = result.envelope["result"]
-    assert outputs["status"] == 201 and outputs["body"] == {"id": 42}
-    assert outputs["headers"]["X-Served-By"] == "test"
-    sent = server.requests[0]
-    assert sent["method"] == "POST"
-    assert sent["path"] == "/items?q=a+b%26c&page=2"
-    assert sent["headers"]["X-Trace"] == "t-1"
-    assert json.loads(sent["body"]) == {"name": 'x"; rm -rf /', "count": 3}
-
-
-def test_api_text_body_and_outputs_schema(cpf, server):
-    server.script = [(200, "plain words", 0)]
-    result = run(cpf, api_step(server.url), "--input", INPUTS)
-    assert result.envelope["result"]["body"] == "plain words"
-    server.script = [(200, "plain words", 0)]
-    strict = api_step(server.url, "      outputs: {type: object}\n")
-    failed = run(cpf, strict, "--input", INPUTS)
-    assert (failed.exit_code, failed.error_code) == (30, "ERR_STEP_OUTPUT_INVALID")
-
-
-def test_api_status_outside_success_codes_fails(cpf, server):
-    server.script = [(503, {"error": "busy"}, 0)]
-    result = run(cpf, api_step(server.url), "--input", INPUTS)
-    assert (result.exit_code, result.error_code) == (30, "ERR_HTTP_STATUS")
-    assert "503" in result.envelope["error"]["message"]
-
-
-def test_api_retries_a_server_that_fails_twice(cpf, server):
-    server.script = [(500, {}, 0), (502, {}, 0), (200, {"ok": True}, 0)]
-    steps = api_step(server.url, "      retry: {max_attempts: 3, backoff_seconds: 0.05}\n")
-    result = run(cpf, steps, "--input", INPUTS)
-    assert result.envelope["result"]["body"] == {"ok": True}
-    assert len(server.requests) == 3
-    state = cpf("inspect", "--run-id", result.envelope["run_id"]).envelope["result"]["state"]
-    assert [a["http_status"] for a in state["steps"]["call"]["attempts"]] == [500, 502, 200]
-
-
-def test_api_steps_take_timeout_and_retry_from_the_defaults(cpf, server):
-    defaults = "  defaults:\n    timeout_seconds: 0.5\n    retry: {max_attempts: 2}\n"
-    server.script = [(200, {}, 3), (200, {}, 3)]
-    result = run(cpf, api_step(server.url), "--input", INPUTS, extra=defaults)
-    assert (result.exit_code, result.error_code) == (30, "ERR_TIMEOUT"), result.envelope
-    assert len(server.requests) == 2
-    server.script = [(500, {}, 0), (200, {"ok": True}, 0)]
-    own = api_step(server.url, "      retry: {max_attempts: 1}\n")
-    result = run(cpf, own, "--input", INPUTS, extra=defaults)
-    assert (result.exit_code, result.error_code) == (30, "ERR_HTTP_STATUS"), result.envelope
-    assert len(server.requests) == 3  # the step's own retry: one attempt only
-
-
-def test_api_timeout_and_connection_errors_have_their_own_codes(cpf, server):
-    server.script = [(200, {}, 3)]
-    slow = api_step(server.url, "      timeout_seconds: 0.5\n")
-    result = run(cpf, slow, "--input", INPUTS)
-    assert (result.exit_code, result.error_code) == (30, "ERR_TIMEOUT")
-    refused = run(cpf, api_step("http://127.0.0.1:9"), "--input", INPUTS)
-    assert (refused.exit_code, refused.error_code) == (30, "ERR_HTTP_CONNECTION")
-    not_http = run(cpf, api_step("file:///etc"), "--input", INPUTS)
-    assert not_http.error_code == "ERR_HTTP_CONNECTION"
-
-
-def test_api_secret_headers_never_reach_the_run_folder(cpf, server):
-    secret = "tok-9f8e7d6c5b4a"
-    server.script = [(200, {"echo": secret}, 0)]
-    steps = api_step(server.url).replace(
-        'X-Trace: "${inputs.trace}"', 'Authorization: "Bearer ${env.API_TOKEN}"'
-    )
-    cpf.write("flow.yaml", HEAD + "  steps:\n" + steps)
-    result = cpf("run", "-f", "flow.yaml", "--input", INPUTS, env={"API_TOKEN": secret})
-    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {secret}"
-    assert result.envelope["result"]["body"] == {"echo": "***"}
-    found = subprocess.run(["grep", "-r", secret, str(cpf.root)], capture_output=True, check=False)
-    assert found.returncode == 1, found.stdout

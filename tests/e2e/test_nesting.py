@@ -1104,7 +1104,7 @@ steps:
           max_attempts: 3
       - id: out
         kind: end
-        result: ${{steps.call.outputs.body}}
+        result: ${{steps.call.outputs}}
   - id: done
     kind: end
     result: ${{steps.each.outputs}}

@@ -235,7 +235,7 @@ def test_validate_knows_which_steps_have_a_response(cpf):
 FROM_DATA = {
     "inputs": ("", "${inputs.base}"),
     "step outputs": (
-        '    - id: find\n      kind: cli\n      command: [printf, \'{"base": "BASE"}\']\n',
+        '    - id: find\n      kind: cli\n      argv: [printf, \'{"base": "BASE"}\']\n',
         "${steps.find.outputs.base}",
     ),
 }

@@ -326,33 +326,50 @@ def settle_overdue_wait(
     root: Path, folder: store.RunFolder, state: RunState, progress: Progress
 ) -> RunState:
     """Within the run's lock: time out the waits whose deadline has passed, and drive on."""
+    return time_out_overdue_waits(root, folder, state, progress)[0]
+
+
+def time_out_overdue_waits(
+    root: Path, folder: store.RunFolder, state: RunState, progress: Progress
+) -> tuple[RunState, tuple[str, ...]]:
+    """Within the run's lock: time out the overdue waits and drive on; also says which
+    waits (by wait id) timed out, since the run may still wait for the others."""
     deadline = wait_deadline(state)
     at = now()
     if deadline is None or to_millis(at) < to_millis(deadline):
-        return state
+        return state, ()
     session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
     work: tuple[Effect, ...] = ()
+    expired: list[str] = []
     try:
         for key in overdue_waits(state, at):
             if any(wait["wait_id"] == key for wait in state.waits):
                 state, more = session.apply(state, WaitExpired(key, at))
                 work += more
+                expired.append(key)
     except BaseException:
         session.log.close()
         raise
-    return session.drive(state, work)
+    return session.drive(state, work), tuple(expired)
 
 
 def settle_if_overdue(root: Path, folder: store.RunFolder, progress: Progress) -> RunState:
-    """For readers (`status`, `tick`): time out an overdue wait unless someone holds the run."""
+    """For readers (`status`): time out an overdue wait unless someone holds the run."""
+    return time_out_if_overdue(root, folder, progress)[0]
+
+
+def time_out_if_overdue(
+    root: Path, folder: store.RunFolder, progress: Progress
+) -> tuple[RunState, tuple[str, ...]]:
+    """For `tick`: time out the overdue waits unless someone holds the run; which did."""
     state = load_state(root, folder)
     if wait_deadline(state) is None:
-        return state
+        return state, ()
     try:
         with store.locked(folder):
-            return settle_overdue_wait(root, folder, load_state(root, folder), progress)
+            return time_out_overdue_waits(root, folder, load_state(root, folder), progress)
     except LockConflict:
-        return state
+        return state, ()
 
 
 def resume_run(

@@ -155,9 +155,11 @@ def tick(quiet: bool) -> Envelope:
         if summary.get("status") != "waiting" or not deadline or deadline > driver.now():
             continue
         folder = store.find_run(root, summary["run_id"])
-        state = driver.settle_if_overdue(root, folder, progress_for(quiet))
-        if state.status != "waiting":
-            advanced.append({"run_id": state.run_id, "status": state.status})
+        state, expired = driver.time_out_if_overdue(root, folder, progress_for(quiet))
+        if expired:
+            advanced.append(
+                {"run_id": state.run_id, "status": state.status, "timed_out": list(expired)}
+            )
     return envelope.envelope(
         "tick", ok=True, status="completed", exit_code=0, result={"advanced": advanced}
     )

@@ -16,7 +16,7 @@ from checkpointflow import document, json_schema, store
 from checkpointflow.cache import DiskCache
 from checkpointflow.composition import Fetch, Parse, Tree, load_tree
 from checkpointflow.errors import InternalFailure, PersistenceFailure, ValidationFailure
-from checkpointflow.interpreter import advance
+from checkpointflow.interpreter import advance, wait_deadline
 from checkpointflow.model import Workflow
 from checkpointflow.state import (
     Event,
@@ -224,7 +224,7 @@ def summary_of(state: RunState) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "event_name": wait.get("event_name"),
         "audience": wait.get("audience"),
-        "deadline": wait.get("deadline"),
+        "deadline": wait_deadline(state),  # the earliest of every pending wait
         "seq": state.seq,
     }
 

@@ -306,6 +306,8 @@ def start_run(
         at=now(),
         secret=os.urandom(16).hex(),
         actor=actor,
+        workflow_name=workflow.name,
+        workflow_description=workflow.description,
     )
     state, work = advance(workflow, None, event)
     folder = store.create_run(root, event.run_id, data)
@@ -501,7 +503,8 @@ def retry_run(
             keep_sub_workflows(folder, tree)
         session = Session(folder, workflow, progress)
         try:
-            event = RunRetried(from_step, now(), actor=actor, workflow_sha256=sha)
+            switch = _switch_to(workflow, sha, workflow_path) if workflow_path else {}
+            event = RunRetried(from_step, now(), actor=actor, **switch)
             state, work = session.apply(state, event)
             if workflow_path is not None:
                 with store.persisting(folder.workflow_file):
@@ -510,6 +513,17 @@ def retry_run(
             session.log.close()
             raise
         return session.drive(state, work)
+
+
+def _switch_to(workflow: Workflow, sha: str | None, path: str) -> dict[str, Any]:
+    """What a retry records to make the edited file the run's workflow from then on."""
+    return {
+        "workflow_sha256": sha,
+        "workflow_path": document.absolute(path),
+        "workflow_version": workflow.version,
+        "workflow_name": workflow.name,
+        "workflow_description": workflow.description,
+    }
 
 
 def _edited_workflow(root: Path, path: str, state: RunState) -> tuple[Tree, bytes]:

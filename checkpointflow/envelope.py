@@ -1,8 +1,9 @@
 """The envelope: the one JSON object every command prints on stdout.
 
 The five keys schema_version, ok, command, status and exit_code are always present; the
-others (run_id, workflow_id, workflow_version, current_step_id, result, error, wait,
-waits, warnings) appear when they have a value, as in the published 1.0.4 envelope schema.
+others (run_id, workflow_id, workflow_name, workflow_description, workflow_version,
+current_step_id, result, error, wait, waits, warnings) appear when they have a value, as in
+the published envelope schema.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def envelope(
     optional = {
         "run_id": run.get("run_id"),
         "workflow_id": run.get("workflow_id"),
+        "workflow_name": run.get("workflow_name"),
+        "workflow_description": run.get("workflow_description"),
         "workflow_version": run.get("workflow_version"),
         "current_step_id": run.get("current_step_id"),
         "result": result,

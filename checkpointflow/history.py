@@ -217,6 +217,8 @@ def summary_of(state: RunState) -> dict[str, Any]:
     return {
         "run_id": state.run_id,
         "workflow_id": state.workflow_id,
+        "workflow_name": state.workflow_name,
+        "workflow_description": state.workflow_description,
         "workflow_version": state.workflow_version,
         "status": state.status,
         "current_step_id": state.current_step_id,
@@ -230,7 +232,8 @@ def summary_of(state: RunState) -> dict[str, Any]:
 
 
 def workflow_changed(state: RunState) -> str | None:
-    """A warning when the file the run started from is gone or differs from the snapshot."""
+    """A warning when the run's workflow file (the one it started from, or the one a
+    `retry --workflow` brought) is gone or differs from the snapshot the run uses."""
     if not state.workflow_path:
         return None
     try:
@@ -242,7 +245,7 @@ def workflow_changed(state: RunState) -> str | None:
         )
     if digest != state.workflow_sha256:
         return (
-            f"The workflow file {state.workflow_path} changed since the run started; the run "
-            "continues from the snapshot in its folder."
+            f"The workflow file {state.workflow_path} changed since the run took its "
+            "snapshot; the run continues from the snapshot in its folder."
         )
     return None

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from checkpointflow import __version__
-from checkpointflow.errors import EXIT_INTERNAL, EXIT_VALIDATION, CpfError
+from checkpointflow.errors import EXIT_INTERNAL, CpfError, ValidationFailure
 
 Envelope = dict[str, Any]
 
@@ -236,15 +236,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         outcome = _failure(_command_name(arguments), "ERR_INTERRUPTED", "Interrupted.", 130)
     except click.UsageError as error:
-        outcome = _usage_failure(error, arguments)
+        outcome = _refused(_usage_problem(error, arguments), arguments)
     except click.ClickException as error:
-        outcome = _failure(
-            _command_name(arguments), "ERR_USAGE", error.format_message(), EXIT_VALIDATION
-        )
+        outcome = _refused(ValidationFailure("ERR_USAGE", error.format_message()), arguments)
     except CpfError as error:
-        from checkpointflow import engine
-
-        outcome = engine.report_of(error, _command_name(arguments))
+        outcome = _refused(error, arguments)
     except Exception as error:  # the last line of defence: never a traceback
         outcome = _internal(_command_name(arguments), error)
     if not isinstance(outcome, dict):
@@ -253,7 +249,32 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(outcome["exit_code"])
 
 
-def _usage_failure(error: click.UsageError, arguments: list[str]) -> Envelope:
+def _refused(error: CpfError, arguments: list[str]) -> Envelope:
+    """A refusal's envelope, saying where the run stands when the command named one."""
+    from checkpointflow import engine
+
+    command = cli.commands.get(_command_name(arguments))
+    name = command.name if command is not None and command.name else "cpf"
+    return engine.refusal(name, error, _named_run(command, arguments))
+
+
+def _named_run(command: click.Command | None, arguments: list[str]) -> str | None:
+    """The --run-id a command line gives (the last, as Click takes it), if the command
+    has that option."""
+    if command is None or not any(param.name == "run_id" for param in command.params):
+        return None
+    found = None
+    for index, word in enumerate(arguments):
+        if word == "--":
+            break
+        if word == "--run-id" and index + 1 < len(arguments):
+            found = arguments[index + 1]
+        elif word.startswith("--run-id="):
+            found = word.partition("=")[2]
+    return found
+
+
+def _usage_problem(error: click.UsageError, arguments: list[str]) -> CpfError:
     """Usage problems get an envelope too; the usage text goes to stderr for people."""
     command = error.ctx.command if error.ctx else None
     name = command.name if command is not None and command is not cli else None
@@ -263,7 +284,7 @@ def _usage_failure(error: click.UsageError, arguments: list[str]) -> Envelope:
     else:
         message = f"{error.format_message()} Run `cpf {name + ' ' if name else ''}--help`."
         sys.stderr.write(f"cpf: {message}\n")
-    return _failure(name or "cpf", "ERR_USAGE", message, EXIT_VALIDATION)
+    return ValidationFailure("ERR_USAGE", message)
 
 
 def _command_name(arguments: list[str]) -> str:

@@ -147,7 +147,12 @@ def resume_command(run_id: str, event_name: str, token: str | None = None) -> st
     )
 
 
-def for_error(command: str, error: CpfError, run: dict[str, Any] | None = None) -> dict[str, Any]:
+def for_error(
+    command: str,
+    error: CpfError,
+    run: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
     """Report a refused or failed command; `run` adds what is known about the run."""
     return envelope(
         command,
@@ -158,6 +163,7 @@ def for_error(command: str, error: CpfError, run: dict[str, Any] | None = None) 
         error=error.to_json(),
         wait=wait_block(run) if run and run.get("status") == "waiting" else None,
         waits=wait_blocks(run) if run and run.get("status") == "waiting" else None,
+        warnings=warnings,
     )
 
 

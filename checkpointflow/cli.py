@@ -92,8 +92,8 @@ def validate(path: str) -> Envelope:
 def run(
     flow_id: str | None, path: str | None, input_text: str | None, actor: str | None, quiet: bool
 ) -> Envelope:
-    """Start a run of -f FILE (or of a flow id from `cpf flows`) and drive it until it
-    waits, completes or fails."""
+    """Start a run of -f FILE (or of a flow from `cpf flows`, by id or name) and drive it
+    until it waits, completes or fails."""
     from checkpointflow import engine
 
     if (flow_id is None) == (path is None):

@@ -44,6 +44,9 @@ BAD_COMMANDS = [
     (["inspect", "--events", "--limit", "0"], 10, "ERR_USAGE"),
     (["recover", "--bogus"], 10, "ERR_USAGE"),
     (["recover"], 20, "ERR_RUN_NOT_INTERRUPTED"),
+    (["graph", "-f", "wf.yaml"], 10, "ERR_USAGE"),
+    (["delete"], 20, "ERR_RUN_ACTIVE"),
+    (["logs", "--output", "nope"], 10, "ERR_OUTPUT_NOT_FOUND"),
 ]
 
 

@@ -52,7 +52,12 @@ def validate(path: str) -> Envelope:
 
     tree = load_workflow_file(_root(), path)[0]
     parsed, workflow = tree.document, tree.workflow
-    run = {"workflow_id": workflow.id, "workflow_version": workflow.version}
+    run = {
+        "workflow_id": workflow.id,
+        "workflow_name": workflow.name,
+        "workflow_description": workflow.description,
+        "workflow_version": workflow.version,
+    }
     return envelope.envelope(
         "validate",
         ok=True,

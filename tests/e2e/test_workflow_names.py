@@ -73,6 +73,14 @@ def test_recover_names_the_workflow(cpf):
     assert names(recovered) == NAMES
 
 
+def test_validate_and_delete_name_the_workflow(cpf):
+    cpf.write("wf.yaml", doc(NAMED))
+    assert names(cpf("validate", "-f", "wf.yaml")) == NAMES
+    run_id = cpf("run", "-f", "wf.yaml").envelope["run_id"]
+    deleted = cpf("delete", "--run-id", run_id, "--force")
+    assert (deleted.exit_code, names(deleted)) == (0, NAMES)
+
+
 def test_a_workflow_without_a_name_has_none_in_its_envelopes(cpf):
     cpf.write("wf.yaml", doc("id: plain\nsteps:\n  - {id: done, kind: end}\n"))
     run_id = cpf("run", "-f", "wf.yaml").envelope["run_id"]

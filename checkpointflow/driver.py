@@ -503,7 +503,7 @@ def retry_run(
             keep_sub_workflows(folder, tree)
         session = Session(folder, workflow, progress)
         try:
-            switch = _switch_to(workflow, sha, workflow_path) if workflow_path else {}
+            switch = _switch_to(workflow, sha, workflow_path) if workflow_path is not None else {}
             event = RunRetried(from_step, now(), actor=actor, **switch)
             state, work = session.apply(state, event)
             if workflow_path is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from checkpointflow import driver, envelope, history, store
-from checkpointflow.errors import CpfError, ValidationFailure
+from checkpointflow.errors import CpfError, RuntimeFailure, ValidationFailure
 from checkpointflow.progress import progress_for
 from checkpointflow.state import state_to_json
 
@@ -198,14 +198,15 @@ def refusal(command: str, error: CpfError, run_id: str | None = None) -> Envelop
     """The envelope of a refused command. When the command named a run, it says where
     that run stands (its status, waits and workflow), whatever else was wrong, so the
     caller can correct the command and try again; a run that does not exist is reported
-    as ERR_RUN_NOT_FOUND, with the other problem as a warning."""
+    as ERR_RUN_NOT_FOUND, with the other problem of the request as a warning."""
     if run_id is None:
         return envelope.for_error(command, error)
     try:
         root = _root()
         run = state_to_json(history.load_state(root, store.find_run(root, run_id)))
     except CpfError as missing:
-        if missing.code == "ERR_RUN_NOT_FOUND" and error.code != missing.code:
+        asked_wrongly = isinstance(error, ValidationFailure | RuntimeFailure)
+        if missing.code == "ERR_RUN_NOT_FOUND" and asked_wrongly and error.code != missing.code:
             return envelope.for_error(command, missing, warnings=[error.message])
         return envelope.for_error(command, error)
     except (OSError, ValueError, KeyError, TypeError):

@@ -92,7 +92,7 @@ class RunStarted:
     at: str
     secret: str = ""  # random, from the driver: the seed of the run's wait tokens
     actor: str | None = None
-    workflow_name: str | None = None  # for people; absent from logs written before 2.0
+    workflow_name: str | None = None  # for people (absent from older logs)
     workflow_description: str | None = None
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from checkpointflow import __version__, interruptions
-from checkpointflow.errors import EXIT_INTERNAL, EXIT_STEP_FAILED, EXIT_VALIDATION, CpfError
+from checkpointflow.errors import EXIT_INTERNAL, CpfError, ValidationFailure
 
 Envelope = dict[str, Any]
 
@@ -94,8 +94,8 @@ def validate(path: str) -> Envelope:
 def run(
     flow_id: str | None, path: str | None, input_text: str | None, actor: str | None, quiet: bool
 ) -> Envelope:
-    """Start a run of -f FILE (or of a flow id from `cpf flows`) and drive it until it
-    waits, completes or fails."""
+    """Start a run of -f FILE (or of a flow from `cpf flows`, by id or name) and drive it
+    until it waits, completes or fails."""
     from checkpointflow import engine
 
     if (flow_id is None) == (path is None):
@@ -239,17 +239,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(done.exit_code)
     except (click.exceptions.Abort, interruptions.Interrupted) as stop:
         interruptions.hold()
-        outcome = _interrupted(_command_name(arguments), stop)
+        outcome = _interrupted(arguments, stop)
     except click.UsageError as error:
-        outcome = _usage_failure(error, arguments)
+        outcome = _refused(_usage_problem(error, arguments), arguments)
     except click.ClickException as error:
-        outcome = _failure(
-            _command_name(arguments), "ERR_USAGE", error.format_message(), EXIT_VALIDATION
-        )
+        outcome = _refused(ValidationFailure("ERR_USAGE", error.format_message()), arguments)
     except CpfError as error:
-        from checkpointflow import engine
-
-        outcome = engine.report_of(error, _command_name(arguments))
+        outcome = _refused(error, arguments)
     except Exception as error:  # the last line of defence: never a traceback
         outcome = _internal(_command_name(arguments), error)
     if not isinstance(outcome, dict):
@@ -258,7 +254,32 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(outcome["exit_code"])
 
 
-def _usage_failure(error: click.UsageError, arguments: list[str]) -> Envelope:
+def _refused(error: CpfError, arguments: list[str]) -> Envelope:
+    """A refusal's envelope, saying where the run stands when the command named one."""
+    from checkpointflow import engine
+
+    command = cli.commands.get(_command_name(arguments))
+    name = command.name if command is not None and command.name else "cpf"
+    return engine.refusal(name, error, _named_run(command, arguments))
+
+
+def _named_run(command: click.Command | None, arguments: list[str]) -> str | None:
+    """The --run-id a command line gives (the last, as Click takes it), if the command
+    has that option."""
+    if command is None or not any(param.name == "run_id" for param in command.params):
+        return None
+    found = None
+    for index, word in enumerate(arguments):
+        if word == "--":
+            break
+        if word == "--run-id" and index + 1 < len(arguments):
+            found = arguments[index + 1]
+        elif word.startswith("--run-id="):
+            found = word.partition("=")[2]
+    return found
+
+
+def _usage_problem(error: click.UsageError, arguments: list[str]) -> CpfError:
     """Usage problems get an envelope too; the usage text goes to stderr for people."""
     command = error.ctx.command if error.ctx else None
     name = command.name if command is not None and command is not cli else None
@@ -268,7 +289,7 @@ def _usage_failure(error: click.UsageError, arguments: list[str]) -> Envelope:
     else:
         message = f"{error.format_message()} Run `cpf {name + ' ' if name else ''}--help`."
         sys.stderr.write(f"cpf: {message}\n")
-    return _failure(name or "cpf", "ERR_USAGE", message, EXIT_VALIDATION)
+    return ValidationFailure("ERR_USAGE", message)
 
 
 def _command_name(arguments: list[str]) -> str:
@@ -287,11 +308,14 @@ def _failure(command: str, code: str, message: str, exit_code: int) -> Envelope:
     )
 
 
-def _interrupted(command: str, stop: BaseException) -> Envelope:
-    """A signal stopped a command that was not advancing a run (those report the run)."""
+def _interrupted(arguments: list[str], stop: BaseException) -> Envelope:
+    """A signal stopped a command while no step ran (a command advancing a run reports
+    where the run stopped itself); a run it names is reported as it stands."""
+    from checkpointflow.errors import Interruption
+
     name = stop.signal_name if isinstance(stop, interruptions.Interrupted) else "SIGINT"
-    message = f"{name} stopped `cpf {command}` before it finished."
-    return _failure(command, "ERR_INTERRUPTED", message, EXIT_STEP_FAILED)
+    message = f"{name} stopped `cpf {_command_name(arguments)}` before it finished."
+    return _refused(Interruption(name, message, None, None), arguments)
 
 
 def _internal(command: str, error: Exception) -> Envelope:

@@ -84,11 +84,11 @@ def logs(
 @click.option(
     "--detail",
     "flow_id",
-    help="Show one flow: inputs, steps, a run command.",
+    help="Show one flow (by id, or by id or name ignoring case): inputs, steps, a run command.",
     shell_complete=complete_flow_id,
 )
 def flows(flow_id: str | None) -> Envelope:
-    """Workflow files in ./.checkpointflow/ and ~/.checkpointflow/flows/."""
+    """Workflow files in ./.checkpointflow/, ~/.checkpointflow/flows/ and ~/.checkpointflow/."""
     from checkpointflow import operations
 
     return operations.flows(flow_id)

@@ -1,7 +1,10 @@
-"""Workflow files found by name: `./.checkpointflow/*.yaml` and `~/.checkpointflow/flows/`.
+"""Workflow files found by id or name: `./.checkpointflow/*.yaml`, then the user's
+`~/.checkpointflow/flows/*.yaml` and `~/.checkpointflow/*.yaml`.
 
-Each folder is read one level deep. A file that is not a valid workflow is still listed,
-marked invalid with its first problem, so one broken file never hides the others.
+Only the files at the top of each folder are read: the user's folder is also the default
+state root, whose runs/ and cache/ are never flows. A file that is not a valid workflow is
+still listed, marked invalid with its first problem, so one broken file never hides the
+others.
 """
 
 from __future__ import annotations
@@ -46,20 +49,57 @@ class Flow:
 
 
 def flow_folders() -> list[Path]:
-    """Where flows are looked for, nearest first: the project's, then the user's."""
-    return [Path.cwd() / ".checkpointflow", Path.home() / ".checkpointflow" / "flows"]
+    """Where flows are looked for, nearest first: the project's, then the user's (the
+    flows/ folder, then the top of ~/.checkpointflow/, where checkpointflow 1.x keeps them)."""
+    return [folder for folder, _ in _folders_with_levels()]
+
+
+def _folders_with_levels() -> list[tuple[Path, int]]:
+    """Each folder with its level: 0 for the project's, 1 for the user's. A nearer level
+    shadows a farther one; run from the home folder, the project's folder is the user's."""
+    home = Path.home() / ".checkpointflow"
+    project = Path.cwd() / ".checkpointflow"
+    user = [(home / "flows", 1), (home, 1)]
+    return user if _same_folder(project, home) else [(project, 0), *user]
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    return _real(one) == _real(other)
+
+
+def _real(path: Path) -> Path:
+    """The path with links resolved, or as given when that fails (a link loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 def discover() -> list[Flow]:
-    """Every workflow file in the flow folders, in folder order, then by file name."""
-    flows: list[Flow] = []
-    for folder in flow_folders():
-        try:
-            paths = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
-        except OSError:
-            continue  # a missing or unreadable folder simply holds no flows
-        flows.extend(read_flow(path) for path in paths)
-    return flows
+    """Every workflow file in the flow folders, in folder order, then by file name; a file
+    reached twice (the project folder is the user's, or a link) is listed once."""
+    return [flow for flow, _ in _discover_with_levels()]
+
+
+def _discover_with_levels() -> list[tuple[Flow, int]]:
+    found: list[tuple[Flow, int]] = []
+    seen: set[Path] = set()
+    for folder, level in _folders_with_levels():
+        for path in _workflow_files(folder):
+            real = _real(path)
+            if real not in seen:
+                seen.add(real)
+                found.append((read_flow(path), level))
+    return found
+
+
+def _workflow_files(folder: Path) -> list[Path]:
+    """The *.yaml and *.yml files at the top of a folder (its sub-folders, such as the
+    runs/ and cache/ of a state root, are never read)."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+    except OSError:
+        return []  # a missing or unreadable folder simply holds no flows
 
 
 def read_flow(path: Path) -> Flow:
@@ -88,29 +128,58 @@ def _text(value: Any) -> str | None:
     return None if value is None or isinstance(value, dict | list) else str(value)
 
 
-def find(flow_id: str) -> Flow:
-    """The nearest valid flow with this id."""
-    flows = [flow for flow in discover() if flow.id == flow_id]
-    for flow in flows:
-        if flow.valid:
-            return flow
-    if flows:
-        raise ValidationFailure(
+def find(wanted: str) -> Flow:
+    """The flow `wanted` names: the one with that id, else the one whose id or name is
+    `wanted` ignoring case. A valid flow wins over an invalid one, and the project's over
+    the user's; two that still tie are refused, naming both."""
+    flows = _discover_with_levels()
+    matched = [pair for pair in flows if pair[0].id == wanted] or [
+        pair for pair in flows if _same_words(pair[0], wanted)
+    ]
+    valid = [pair for pair in matched if pair[0].valid]
+    if not valid:
+        raise _not_found(wanted, [flow for flow, _ in matched])
+    nearest = min(level for _, level in valid)
+    chosen = [flow for flow, level in valid if level == nearest]
+    if len(chosen) > 1:
+        raise _ambiguous(wanted, chosen)
+    return chosen[0]
+
+
+def _same_words(flow: Flow, wanted: str) -> bool:
+    folded = wanted.casefold()
+    return any(text is not None and text.casefold() == folded for text in (flow.id, flow.name))
+
+
+def _not_found(wanted: str, invalid: list[Flow]) -> ValidationFailure:
+    if invalid:
+        first = invalid[0]
+        return ValidationFailure(
             "ERR_VALIDATION_WORKFLOW",
-            f"Flow {flow_id!r} ({flows[0].path}) is not a valid workflow: {flows[0].error} "
-            f"Run `cpf validate -f {shlex.quote(str(flows[0].path))}` to see every problem.",
+            f"Flow {wanted!r} ({first.path}) is not a valid workflow: {first.error} "
+            f"Run `cpf validate -f {shlex.quote(str(first.path))}` to see every problem.",
         )
-    searched = " and ".join(str(folder) for folder in flow_folders())
-    raise ValidationFailure(
+    searched = ", ".join(str(folder) for folder in flow_folders())
+    return ValidationFailure(
         "ERR_FLOW_NOT_FOUND",
-        f"No flow with id {flow_id!r} in {searched}. Run `cpf flows` to see the flows there, "
-        "or pass the workflow file with -f.",
+        f"No flow with id or name {wanted!r} in {searched}. Run `cpf flows` to see the "
+        "flows there, or pass the workflow file with -f.",
     )
 
 
-def find_flow(flow_id: str) -> str:
-    """The path of the nearest valid flow with this id (for `cpf run ID`)."""
-    return str(find(flow_id).path)
+def _ambiguous(wanted: str, flows: list[Flow]) -> ValidationFailure:
+    listed = "; ".join(f"id {f.id!r}, name {f.name!r}, file {f.path}" for f in flows)
+    return ValidationFailure(
+        "ERR_FLOW_AMBIGUOUS",
+        f"{wanted!r} names {len(flows)} flows: {listed}. Pass the workflow file with -f, "
+        "or give the flows distinct ids and names.",
+        details=[{"id": f.id, "name": f.name, "path": str(f.path)} for f in flows],
+    )
+
+
+def find_flow(wanted: str) -> str:
+    """The path of the flow `wanted` names (for `cpf run ID`)."""
+    return str(find(wanted).path)
 
 
 def detail(flow: Flow) -> dict[str, Any]:

@@ -368,6 +368,8 @@ def start_run(
         at=now(),
         secret=os.urandom(16).hex(),
         actor=actor,
+        workflow_name=workflow.name,
+        workflow_description=workflow.description,
     )
     state, work = advance(workflow, None, event)
     folder = store.create_run(root, event.run_id, data)
@@ -388,33 +390,50 @@ def settle_overdue_wait(
     root: Path, folder: store.RunFolder, state: RunState, progress: Progress
 ) -> RunState:
     """Within the run's lock: time out the waits whose deadline has passed, and drive on."""
+    return time_out_overdue_waits(root, folder, state, progress)[0]
+
+
+def time_out_overdue_waits(
+    root: Path, folder: store.RunFolder, state: RunState, progress: Progress
+) -> tuple[RunState, tuple[str, ...]]:
+    """Within the run's lock: time out the overdue waits and drive on; also says which
+    waits (by wait id) timed out, since the run may still wait for the others."""
     deadline = wait_deadline(state)
     at = now()
     if deadline is None or to_millis(at) < to_millis(deadline):
-        return state
+        return state, ()
     session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
     work: tuple[Effect, ...] = ()
+    expired: list[str] = []
     try:
         for key in overdue_waits(state, at):
             if any(wait["wait_id"] == key for wait in state.waits):
                 state, more = session.apply(state, WaitExpired(key, at))
                 work += more
+                expired.append(key)
     except BaseException:
         session.log.close()
         raise
-    return session.drive(state, work)
+    return session.drive(state, work), tuple(expired)
 
 
 def settle_if_overdue(root: Path, folder: store.RunFolder, progress: Progress) -> RunState:
-    """For readers (`status`, `tick`): time out an overdue wait unless someone holds the run."""
+    """For readers (`status`): time out an overdue wait unless someone holds the run."""
+    return time_out_if_overdue(root, folder, progress)[0]
+
+
+def time_out_if_overdue(
+    root: Path, folder: store.RunFolder, progress: Progress
+) -> tuple[RunState, tuple[str, ...]]:
+    """For `tick`: time out the overdue waits unless someone holds the run; which did."""
     state = load_state(root, folder)
     if wait_deadline(state) is None:
-        return state
+        return state, ()
     try:
         with store.locked(folder):
-            return settle_overdue_wait(root, folder, load_state(root, folder), progress)
+            return time_out_overdue_waits(root, folder, load_state(root, folder), progress)
     except LockConflict:
-        return state
+        return state, ()
 
 
 def resume_run(
@@ -550,7 +569,8 @@ def retry_run(
             keep_sub_workflows(folder, tree)
         session = Session(folder, workflow, progress)
         try:
-            event = RunRetried(from_step, now(), actor=actor, workflow_sha256=sha)
+            switch = _switch_to(workflow, sha, workflow_path) if workflow_path is not None else {}
+            event = RunRetried(from_step, now(), actor=actor, **switch)
             state, work = session.apply(state, event)
             if workflow_path is not None:
                 with store.persisting(folder.workflow_file):
@@ -559,6 +579,17 @@ def retry_run(
             session.log.close()
             raise
         return session.drive(state, work)
+
+
+def _switch_to(workflow: Workflow, sha: str | None, path: str) -> dict[str, Any]:
+    """What a retry records to make the edited file the run's workflow from then on."""
+    return {
+        "workflow_sha256": sha,
+        "workflow_path": document.absolute(path),
+        "workflow_version": workflow.version,
+        "workflow_name": workflow.name,
+        "workflow_description": workflow.description,
+    }
 
 
 def _edited_workflow(root: Path, path: str, state: RunState) -> tuple[Tree, bytes]:

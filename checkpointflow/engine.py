@@ -11,15 +11,13 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from checkpointflow import driver, envelope, history, store
-from checkpointflow.errors import CpfError, ValidationFailure
+from checkpointflow.errors import CpfError, RuntimeFailure, ValidationFailure
 from checkpointflow.progress import progress_for
-from checkpointflow.state import RunState, state_to_json
+from checkpointflow.state import state_to_json
 
 Envelope = dict[str, Any]
 DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -54,7 +52,12 @@ def validate(path: str) -> Envelope:
 
     tree = load_workflow_file(_root(), path)[0]
     parsed, workflow = tree.document, tree.workflow
-    run = {"workflow_id": workflow.id, "workflow_version": workflow.version}
+    run = {
+        "workflow_id": workflow.id,
+        "workflow_name": workflow.name,
+        "workflow_description": workflow.description,
+        "workflow_version": workflow.version,
+    }
     return envelope.envelope(
         "validate",
         ok=True,
@@ -85,10 +88,9 @@ def resume(
     root = _root()
     who = actor_name(actor)
     payload = read_json_input(input_text, "ERR_VALIDATION_EVENT_INPUT", "--input")
-    with _reporting_run("resume", root, run_id):
-        state = driver.resume_run(
-            root, run_id, event_name, payload, token, who, progress_for(quiet), wait_id
-        )
+    state = driver.resume_run(
+        root, run_id, event_name, payload, token, who, progress_for(quiet), wait_id
+    )
     return envelope.for_run("resume", state_to_json(state))
 
 
@@ -101,8 +103,7 @@ def retry(
 ) -> Envelope:
     root = _root()
     who = actor_name(actor)
-    with _reporting_run("retry", root, run_id):
-        state = driver.retry_run(root, run_id, from_step, workflow_path, who, progress_for(quiet))
+    state = driver.retry_run(root, run_id, from_step, workflow_path, who, progress_for(quiet))
     return envelope.for_run("retry", state_to_json(state))
 
 
@@ -128,8 +129,7 @@ def actor_name(given: str | None) -> str:
 def cancel(run_id: str, reason: str | None, actor: str | None) -> Envelope:
     root = _root()
     who = actor_name(actor)
-    with _reporting_run("cancel", root, run_id):
-        state = driver.cancel_run(root, run_id, reason, who, progress_for(True))
+    state = driver.cancel_run(root, run_id, reason, who, progress_for(True))
     run = state_to_json(state)
     return envelope.envelope(
         "cancel", ok=True, status="cancelled", exit_code=0, run=run, result={"reason": reason}
@@ -138,8 +138,7 @@ def cancel(run_id: str, reason: str | None, actor: str | None) -> Envelope:
 
 def recover(run_id: str, quiet: bool) -> Envelope:
     root = _root()
-    with _reporting_run("recover", root, run_id):
-        state, notes = driver.recover_run(root, run_id, progress_for(quiet))
+    state, notes = driver.recover_run(root, run_id, progress_for(quiet))
     return envelope.for_run("recover", state_to_json(state), warnings=notes)
 
 
@@ -155,9 +154,11 @@ def tick(quiet: bool) -> Envelope:
         if summary.get("status") != "waiting" or not deadline or deadline > driver.now():
             continue
         folder = store.find_run(root, summary["run_id"])
-        state = driver.settle_if_overdue(root, folder, progress_for(quiet))
-        if state.status != "waiting":
-            advanced.append({"run_id": state.run_id, "status": state.status})
+        state, expired = driver.time_out_if_overdue(root, folder, progress_for(quiet))
+        if expired:
+            advanced.append(
+                {"run_id": state.run_id, "status": state.status, "timed_out": list(expired)}
+            )
     return envelope.envelope(
         "tick", ok=True, status="completed", exit_code=0, result={"advanced": advanced}
     )
@@ -193,37 +194,27 @@ def inspect(
     return envelope.for_run("inspect", run, result=result, query=True)
 
 
-def _load(root: Path, run_id: str) -> RunState:
-    return history.load_state(root, store.find_run(root, run_id))
-
-
-@contextmanager
-def _reporting_run(command: str, root: Path, run_id: str) -> Iterator[None]:
-    """Let a refused command say where the run stands, so the caller can try again."""
+def refusal(command: str, error: CpfError, run_id: str | None = None) -> Envelope:
+    """The envelope of a refused command. When the command named a run, it says where
+    that run stands (its status, waits and workflow), whatever else was wrong, so the
+    caller can correct the command and try again; a run that does not exist is reported
+    as ERR_RUN_NOT_FOUND, with the other problem of the request as a warning."""
+    carried = getattr(error, "run", None)  # an interrupted run reports where it stopped
+    if carried is not None:
+        return envelope.for_error(command, error, carried)
+    if run_id is None:
+        return envelope.for_error(command, error)
     try:
-        yield
-    except CpfError as error:
-        try:
-            run = state_to_json(_load(root, run_id))
-        except CpfError:
-            raise error from None
-        raise _Reported(envelope.for_error(command, error, run)) from None
-
-
-class _Reported(CpfError):
-    """A refusal whose envelope is already built."""
-
-    def __init__(self, report: Envelope) -> None:
-        failure = report["error"]
-        super().__init__(failure["code"], failure["message"], step_id=failure["step_id"])
-        self.report = report
-        self.exit_code = report["exit_code"]
-
-
-def report_of(error: CpfError, command: str) -> Envelope:
-    if isinstance(error, _Reported):
-        return error.report
-    return envelope.for_error(command, error, getattr(error, "run", None))
+        root = _root()
+        run = state_to_json(history.load_state(root, store.find_run(root, run_id)))
+    except CpfError as missing:
+        asked_wrongly = isinstance(error, ValidationFailure | RuntimeFailure)
+        if missing.code == "ERR_RUN_NOT_FOUND" and asked_wrongly and error.code != missing.code:
+            return envelope.for_error(command, missing, warnings=[error.message])
+        return envelope.for_error(command, error)
+    except (OSError, ValueError, KeyError, TypeError):
+        return envelope.for_error(command, error)  # a damaged run: `cpf verify` says more
+    return envelope.for_error(command, error, run)
 
 
 def read_json_input(text: str | None, code: str, option: str) -> Any:

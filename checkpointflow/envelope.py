@@ -1,8 +1,9 @@
 """The envelope: the one JSON object every command prints on stdout.
 
 The five keys schema_version, ok, command, status and exit_code are always present; the
-others (run_id, workflow_id, workflow_version, current_step_id, result, error, wait,
-waits, warnings) appear when they have a value, as in the published 1.0.4 envelope schema.
+others (run_id, workflow_id, workflow_name, workflow_description, workflow_version,
+current_step_id, result, error, wait, waits, warnings) appear when they have a value, as in
+the published envelope schema.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def envelope(
     optional = {
         "run_id": run.get("run_id"),
         "workflow_id": run.get("workflow_id"),
+        "workflow_name": run.get("workflow_name"),
+        "workflow_description": run.get("workflow_description"),
         "workflow_version": run.get("workflow_version"),
         "current_step_id": run.get("current_step_id"),
         "result": result,
@@ -144,7 +147,12 @@ def resume_command(run_id: str, event_name: str, token: str | None = None) -> st
     )
 
 
-def for_error(command: str, error: CpfError, run: dict[str, Any] | None = None) -> dict[str, Any]:
+def for_error(
+    command: str,
+    error: CpfError,
+    run: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
     """Report a refused or failed command; `run` adds what is known about the run."""
     return envelope(
         command,
@@ -155,6 +163,7 @@ def for_error(command: str, error: CpfError, run: dict[str, Any] | None = None) 
         error=error.to_json(),
         wait=wait_block(run) if run and run.get("status") == "waiting" else None,
         waits=wait_blocks(run) if run and run.get("status") == "waiting" else None,
+        warnings=warnings,
     )
 
 

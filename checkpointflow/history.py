@@ -16,7 +16,7 @@ from checkpointflow import document, json_schema, store
 from checkpointflow.cache import DiskCache
 from checkpointflow.composition import Fetch, Parse, Tree, load_tree
 from checkpointflow.errors import InternalFailure, PersistenceFailure, ValidationFailure
-from checkpointflow.interpreter import advance
+from checkpointflow.interpreter import advance, wait_deadline
 from checkpointflow.model import Workflow
 from checkpointflow.state import (
     Event,
@@ -217,6 +217,8 @@ def summary_of(state: RunState) -> dict[str, Any]:
     return {
         "run_id": state.run_id,
         "workflow_id": state.workflow_id,
+        "workflow_name": state.workflow_name,
+        "workflow_description": state.workflow_description,
         "workflow_version": state.workflow_version,
         "status": state.status,
         "current_step_id": state.current_step_id,
@@ -224,13 +226,14 @@ def summary_of(state: RunState) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "event_name": wait.get("event_name"),
         "audience": wait.get("audience"),
-        "deadline": wait.get("deadline"),
+        "deadline": wait_deadline(state),  # the earliest of every pending wait
         "seq": state.seq,
     }
 
 
 def workflow_changed(state: RunState) -> str | None:
-    """A warning when the file the run started from is gone or differs from the snapshot."""
+    """A warning when the run's workflow file (the one it started from, or the one a
+    `retry --workflow` brought) is gone or differs from the snapshot the run uses."""
     if not state.workflow_path:
         return None
     try:
@@ -242,7 +245,7 @@ def workflow_changed(state: RunState) -> str | None:
         )
     if digest != state.workflow_sha256:
         return (
-            f"The workflow file {state.workflow_path} changed since the run started; the run "
-            "continues from the snapshot in its folder."
+            f"The workflow file {state.workflow_path} changed since the run took its "
+            "snapshot; the run continues from the snapshot in its folder."
         )
     return None

@@ -1,18 +1,17 @@
 """`cpf inspect`: a run's state and history, compact by default, complete on request.
 
-Large values (outputs, inputs, event data above a few KB) are replaced by a note saying
-how big they were and where to read them, so the answer stays small however much a step
-printed. `--full` returns everything; `--events --since/--limit` pages through the log;
+Every value above a few KB (outputs, results, inputs, event data, errors, waits) is
+replaced by a note saying how big it was and where to read it (see compaction.py), so the
+answer stays small however much a step printed. `--full` returns everything; `--events --since/--limit` pages through the log;
 `--at SEQ` shows the state as it was right after event SEQ (by replay).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from checkpointflow import history, store
+from checkpointflow import compaction, history, store
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.interpreter import advance
 from checkpointflow.model import Workflow
@@ -26,7 +25,6 @@ from checkpointflow.state import (
     state_to_json,
 )
 
-INLINE_LIMIT = 4096
 RECENT_EVENTS = 20
 
 
@@ -39,7 +37,7 @@ def inspect_run(
     since: int | None = None,
     limit: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the run's state as JSON, the inspect result)."""
+    """(the run's state as JSON, the inspect result); both compact unless `full`."""
     records, _ = store.read_events(folder)
     if at is not None:
         state = state_at(root, folder, records, at)
@@ -49,36 +47,92 @@ def inspect_run(
     run = state_to_json(state)
     if since is not None or limit is not None:
         return run, _page(records, since or 0, limit)
-    shown = (lambda value, where: value) if full else _compact
-    result = {
+    if full:
+        return run, _full(root, folder, state, run, records)
+    compact = compaction.run_state(run)
+    return compact, _compact(root, folder, state, compact, records)
+
+
+def _full(
+    root: Path,
+    folder: store.RunFolder,
+    state: RunState,
+    run: dict[str, Any],
+    records: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Everything, with large values inlined and the whole log."""
+    return {
         "run_folder": str(folder.path),
-        "inputs": shown(state.inputs, "state.json inputs"),
+        "inputs": state.inputs,
         "step_outputs": {
-            step_id: shown(record.outputs, _outputs_file(folder, record))
+            step_id: record.outputs
             for step_id, record in state.steps.items()
             if record.outputs is not None
         },
-        "step_results": [
-            {**row, "outputs": shown(row["outputs"], row["stdout_path"] or "state.json")}
-            for row in step_results(root, folder, records)
-        ],
-        "events": [
-            {
-                "event_name": record["payload"]["event_name"],
-                "event_data": shown(
-                    record["payload"]["input"], f"events.jsonl seq {record['seq']}"
-                ),
-                "actor": record["payload"].get("actor"),
-                "created_at": record["at"],
-            }
-            for record in records
-            if record["type"] == "event_received"
-        ],
-        "state": run if full else _compact_state(run, folder),
-        "history": records if full else [_compact_record(r) for r in records[-RECENT_EVENTS:]],
+        "step_results": step_results(root, folder, records),
+        "events": [_delivered(record) for record in records if _is_delivery(record)],
+        "state": run,
+        "history": records,
         "history_size": len(records),
     }
-    return run, result
+
+
+def _compact(
+    root: Path,
+    folder: store.RunFolder,
+    state: RunState,
+    compact: dict[str, Any],
+    records: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The same answer with every value above a few KB replaced by a note saying where it
+    is, and only the latest records of the log."""
+    bounded = compaction.bounded
+    return {
+        "run_folder": str(folder.path),
+        "inputs": bounded(state.inputs, "state.json inputs"),
+        "step_outputs": {
+            step_id: bounded(record.outputs, _outputs_file(folder, record))
+            for step_id, record in state.steps.items()
+            if record.outputs is not None
+        },
+        "step_results": [_compact_row(row) for row in step_results(root, folder, records)],
+        "events": [
+            _compact_delivery(_delivered(record), record["seq"])
+            for record in records
+            if _is_delivery(record)
+        ],
+        "state": compact,
+        "history": [compaction.record(record) for record in records[-RECENT_EVENTS:]],
+        "history_size": len(records),
+    }
+
+
+def _is_delivery(record: dict[str, Any]) -> bool:
+    return bool(record["type"] == "event_received")
+
+
+def _delivered(record: dict[str, Any]) -> dict[str, Any]:
+    """An event `resume` delivered, with who delivered it."""
+    return {
+        "event_name": record["payload"]["event_name"],
+        "event_data": record["payload"]["input"],
+        "actor": record["payload"].get("actor"),
+        "created_at": record["at"],
+    }
+
+
+def _compact_delivery(row: dict[str, Any], seq: int) -> dict[str, Any]:
+    where = f"events.jsonl seq {seq}"
+    return {key: compaction.text(value, where) for key, value in row.items()} | {
+        "event_data": compaction.bounded(row["event_data"], where)
+    }
+
+
+def _compact_row(row: dict[str, Any]) -> dict[str, Any]:
+    where = row["stdout_path"] or compaction.FULL
+    return {key: compaction.text(value, compaction.FULL) for key, value in row.items()} | {
+        "outputs": compaction.bounded(row["outputs"], where)
+    }
 
 
 def state_at(
@@ -99,32 +153,9 @@ def _page(records: list[dict[str, Any]], since: int, limit: int | None) -> dict[
     return {"events": page, "next_since": following, "history_size": len(records)}
 
 
-def _compact(value: Any, where: str) -> Any:
-    size = len(json.dumps(value, ensure_ascii=False))
-    if size <= INLINE_LIMIT:
-        return value
-    return {"omitted_bytes": size, "see": where}
-
-
 def _outputs_file(folder: store.RunFolder, record: StepRecord) -> str:
     stdout = record.attempts[-1].stdout if record.attempts else None
     return str(folder.path / stdout) if stdout else "cpf inspect --full"
-
-
-def _compact_state(run: dict[str, Any], folder: store.RunFolder) -> dict[str, Any]:
-    steps = {
-        step_id: {**step, "outputs": _compact(step["outputs"], "cpf inspect --full")}
-        for step_id, step in run["steps"].items()
-    }
-    return {**run, "inputs": _compact(run["inputs"], "cpf inspect --full"), "steps": steps}
-
-
-def _compact_record(record: dict[str, Any]) -> dict[str, Any]:
-    payload = {
-        key: _compact(value, f"events.jsonl seq {record['seq']}")
-        for key, value in record["payload"].items()
-    }
-    return {**record, "payload": payload}
 
 
 def step_results(

@@ -171,6 +171,8 @@ def _start(workflow: Workflow, event: RunStarted) -> Outcome:
         updated_at=event.at,
         seq=1,
         secret=event.secret,
+        workflow_name=event.workflow_name,
+        workflow_description=event.workflow_description,
     )
     state, effects = start(workflow, state, event.at)
     return settle_status(state), effects
@@ -452,6 +454,14 @@ def _retried(workflow: Workflow, state: RunState, event: RunRetried) -> Outcome:
     )
     if event.workflow_sha256 is not None:
         state = attrs.evolve(state, workflow_sha256=event.workflow_sha256)
+    if event.workflow_path is not None:
+        state = attrs.evolve(
+            state,
+            workflow_path=event.workflow_path,
+            workflow_version=event.workflow_version,
+            workflow_name=event.workflow_name,
+            workflow_description=event.workflow_description,
+        )
     return enter(workflow, state, MAIN, workflow.positions[target], event.at)
 
 

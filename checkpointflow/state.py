@@ -93,6 +93,8 @@ class RunStarted:
     at: str
     secret: str = ""  # random, from the driver: the seed of the run's wait tokens
     actor: str | None = None
+    workflow_name: str | None = None  # for people (absent from older logs)
+    workflow_description: str | None = None
 
 
 @attrs.frozen(slots=False)
@@ -163,7 +165,14 @@ class RunRetried:
     from_step: str | None
     at: str
     actor: str | None = None
-    workflow_sha256: str | None = None  # retry against an edited workflow (its snapshot hash)
+    # With --workflow: the edited file becomes the run's workflow. Its snapshot hash; then
+    # (absent from older logs, which keep the run's first path and version) where it was
+    # read from and what it says of itself.
+    workflow_sha256: str | None = None
+    workflow_path: str | None = None
+    workflow_version: str | None = None
+    workflow_name: str | None = None
+    workflow_description: str | None = None
 
 
 @attrs.frozen(slots=False)
@@ -302,6 +311,8 @@ class RunState:
     waits: tuple[JSON, ...] = ()  # every pending wait; `wait` is the first of them
     in_flight: dict[str, str] = attrs.field(factory=dict)  # "key#attempt" -> frame, while it runs
     frames: dict[str, Frame] = attrs.field(factory=dict)  # open frames by path
+    workflow_name: str | None = None  # left out of state.json when None
+    workflow_description: str | None = None
 
 
 def flight(key: str, attempt: int) -> str:
@@ -314,12 +325,18 @@ def flight_parts(entry: str) -> tuple[str, int]:
     return key, int(attempt)
 
 
+OPTIONAL_KEYS = ("workflow_name", "workflow_description")
+
+
 def state_to_json(state: RunState) -> dict[str, Any]:
     data = attrs.asdict(state, recurse=False)
     data["steps"] = {step_id: _step_to_json(record) for step_id, record in state.steps.items()}
     data["waits"] = list(state.waits)
     data["frames"] = {path: attrs.asdict(frame) for path, frame in state.frames.items()}
     data["schema_version"] = STATE_SCHEMA
+    for key in OPTIONAL_KEYS:
+        if data[key] is None:
+            del data[key]  # so a state.json written before they existed still matches
     return data
 
 

@@ -202,7 +202,9 @@ def _recorded_digest(state: dict[str, Any] | None, log: Log | None) -> str | Non
     if state is not None:
         return str(state["workflow_sha256"])
     if log is not None and log.records:
-        return str(log.records[0].get("payload", {}).get("workflow_sha256"))
+        digests = [record.get("payload", {}).get("workflow_sha256") for record in log.records]
+        latest = next((digest for digest in reversed(digests) if digest), None)
+        return str(latest) if latest else None  # a retry --workflow switches it
     return None
 
 

@@ -151,6 +151,13 @@ def test_init_file_option_creates_parent_folders(cpf):
     assert cpf("validate", "-f", "sub/dir/x.yaml").exit_code == 0
 
 
+def test_init_template_validates_without_warnings(cpf):
+    cpf("init")
+    checked = cpf("validate", "-f", "checkpointflow.yaml")
+    assert checked.exit_code == 0
+    assert "warnings" not in checked.envelope, checked.envelope["warnings"]
+
+
 def test_init_template_rejected_path(cpf):
     cpf("init")
     started = cpf("run", "-f", "checkpointflow.yaml")

@@ -1,4 +1,5 @@
-"""`cpf flows`: workflow files found in ./.checkpointflow/ and ~/.checkpointflow/flows/."""
+"""`cpf flows`: workflow files found in ./.checkpointflow/, ~/.checkpointflow/flows/ and
+~/.checkpointflow/, by id or name."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import shlex
 
 import pytest
+from conftest import Cpf
 from e2e_helpers import doc
 
 GREET = """
@@ -128,3 +130,90 @@ def test_run_a_flow_by_id(cpf, home):
 def test_run_needs_exactly_one_of_a_file_or_a_flow_id(cpf, home, args):
     result = cpf("run", *args, env={"HOME": str(home)})
     assert (result.exit_code, result.error_code) == (10, "ERR_USAGE")
+
+
+# --- the user's flows, names and ambiguity -------------------------------------------
+
+
+def plain(flow_id: str, name: str | None = None) -> str:
+    named = f"name: {name}\n" if name else ""
+    return doc(
+        f"id: {flow_id}\n{named}steps:\n  - id: done\n    kind: end\n    result: {flow_id}\n"
+    )
+
+
+def test_the_top_of_the_users_folder_holds_flows_but_not_its_runs(cpf, home):
+    """~/.checkpointflow/ is where checkpointflow 1.x keeps flows, and also the default
+    state root: only the files at its top count, never those under runs/ or cache/."""
+    user = home / ".checkpointflow"
+    (user / "legacy.yaml").write_text(plain("legacy", "Legacy Flow"))
+    (user / "flows" / "modern.yml").write_text(plain("modern"))
+    for inner in ("runs/20260101T000000000Z-0123456789", "cache/documents"):
+        (user / inner).mkdir(parents=True)
+        (user / inner / "workflow.yaml").write_text(plain("not_a_flow"))
+    cpf.write(".checkpointflow/local.yaml", plain("local"))
+    result = flows(cpf, home).envelope["result"]
+    assert [flow["id"] for flow in result["flows"]] == ["local", "modern", "legacy"]
+    assert result["folders"] == [
+        str(cpf.cwd / ".checkpointflow"),
+        str(user / "flows"),
+        str(user),
+    ]
+    ran = cpf("run", "legacy", env={"HOME": str(home)})
+    assert (ran.exit_code, ran.envelope["result"]) == (0, "legacy")
+
+
+def test_a_flow_is_named_by_its_id_or_its_name_ignoring_case(cpf, home):
+    (home / ".checkpointflow" / "greet.yaml").write_text(doc(GREET))
+    by_name = flows(cpf, home, "--detail", "greeter")
+    assert (by_name.exit_code, by_name.envelope["result"]["id"]) == (0, "greet")
+    assert flows(cpf, home, "--detail", "GREET").envelope["result"]["id"] == "greet"
+    ran = cpf("run", "GREETER", "--input", '{"name": "Ada", "times": 1}', env={"HOME": str(home)})
+    assert (ran.exit_code, ran.envelope["workflow_id"]) == (0, "greet")
+
+
+def test_an_exact_id_wins_over_a_name(cpf, home):
+    cpf.write(".checkpointflow/a.yaml", plain("other", "deploy"))
+    cpf.write(".checkpointflow/b.yaml", plain("deploy", "Deploy the app"))
+    assert flows(cpf, home, "--detail", "deploy").envelope["result"]["id"] == "deploy"
+    assert flows(cpf, home, "--detail", "Deploy the app").envelope["result"]["id"] == "deploy"
+
+
+def test_an_ambiguous_flow_is_refused_naming_every_candidate(cpf, home):
+    user = home / ".checkpointflow"
+    (user / "flows" / "one.yaml").write_text(plain("report", "Weekly report"))
+    (user / "two.yaml").write_text(plain("report", "Monthly report"))
+    for args in (("flows", "--detail", "report"), ("run", "report")):
+        refused = cpf(*args, env={"HOME": str(home)})
+        assert (refused.exit_code, refused.error_code) == (10, "ERR_FLOW_AMBIGUOUS")
+        message = refused.envelope["error"]["message"]
+        for text in ("Weekly report", "Monthly report", "one.yaml", "two.yaml", "'report'"):
+            assert text in message, (text, message)
+        assert [d["path"] for d in refused.envelope["error"]["details"]] == [
+            str(user / "flows" / "one.yaml"),
+            str(user / "two.yaml"),
+        ]
+    assert not (cpf.root / "runs").exists()  # nothing ran
+    cpf.write(".checkpointflow/report.yaml", plain("report", "Project report"))
+    shadowing = flows(cpf, home, "--detail", "report").envelope["result"]
+    assert shadowing["name"] == "Project report"  # the project's flow shadows the user's
+
+
+def test_two_flows_with_one_name_are_ambiguous_by_name_but_not_by_id(cpf, home):
+    cpf.write(".checkpointflow/a.yaml", plain("deploy_a", "Deploy"))
+    cpf.write(".checkpointflow/b.yaml", plain("deploy_b", "deploy"))
+    refused = flows(cpf, home, "--detail", "DEPLOY")
+    assert (refused.exit_code, refused.error_code) == (10, "ERR_FLOW_AMBIGUOUS")
+    assert flows(cpf, home, "--detail", "deploy_b").envelope["result"]["id"] == "deploy_b"
+
+
+def test_run_from_the_home_folder_lists_each_flow_once(cpf, home):
+    (home / ".checkpointflow" / "greet.yaml").write_text(doc(GREET))
+    at_home = Cpf(cpf.root, home)
+    result = at_home("flows", env={"HOME": str(home)}).envelope["result"]
+    assert [flow["id"] for flow in result["flows"]] == ["greet"]
+    assert result["folders"] == [
+        str(home / ".checkpointflow" / "flows"),
+        str(home / ".checkpointflow"),
+    ]
+    assert at_home("flows", "--detail", "greet", env={"HOME": str(home)}).exit_code == 0

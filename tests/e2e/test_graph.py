@@ -142,7 +142,7 @@ def test_a_flow_by_id(cpf, tmp_path):
         ((), "ERR_USAGE"),
         (("--run-id", "20260101T000000000Z-0000000000"), "ERR_RUN_NOT_FOUND"),
         (("--flow", "nope"), "ERR_FLOW_NOT_FOUND"),
-        (("-f", "x.yaml", "--run-id", "abc"), "ERR_USAGE"),
+        (("-f", "x.yaml", "--run-id", "abc"), "ERR_RUN_NOT_FOUND"),  # wins over the usage
         (("-f", "x.yaml", "--format", "png"), "ERR_USAGE"),
     ],
 )

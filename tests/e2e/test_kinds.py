@@ -148,7 +148,9 @@ def test_tick_advances_every_overdue_run_and_leaves_the_others(cpf):
     patient = run(cpf, TIMED_WAIT.replace("timeout_seconds: 0.5", "timeout_seconds: 3600"))
     ticked = cpf("tick")
     assert ticked.exit_code == 0
-    assert ticked.envelope["result"]["advanced"] == [{"run_id": overdue, "status": "completed"}]
+    assert ticked.envelope["result"]["advanced"] == [
+        {"run_id": overdue, "status": "completed", "timed_out": ["approve"]}
+    ]
     assert cpf("status", "--run-id", patient.envelope["run_id"]).exit_code == 40
 
 

@@ -1052,7 +1052,9 @@ def test_a_nested_wait_past_its_deadline_follows_on_timeout(cpf, command, contai
     else:
         ticked = cpf("tick")
         assert ticked.exit_code == 0
-        assert ticked.envelope["result"]["advanced"] == [{"run_id": run_id, "status": "completed"}]
+        assert ticked.envelope["result"]["advanced"] == [
+            {"run_id": run_id, "status": "completed", "timed_out": [key]}
+        ]
     assert (cpf.cwd / "escalated.txt").exists()
     status = cpf("status", "--run-id", run_id)
     assert (status.exit_code, status.envelope["status"]) == (0, "completed")

@@ -142,10 +142,16 @@ def test_all_checks_every_run_and_names_the_bad_one(cpf):
     assert good not in json.dumps(result.envelope["error"])
 
 
-@pytest.mark.parametrize("args", [(), ("--all", "--run-id", "x")])
-def test_verify_needs_one_target(cpf, args):
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ((), "ERR_USAGE"),
+        (("--all", "--run-id", "x"), "ERR_RUN_NOT_FOUND"),  # wins over the usage problem
+    ],
+)
+def test_verify_needs_one_target(cpf, args, code):
     result = cpf("verify", *args)
-    assert result.exit_code == 10 and result.error_code == "ERR_USAGE"
+    assert result.exit_code == 10 and result.error_code == code
 
 
 def test_verify_unknown_run(cpf):

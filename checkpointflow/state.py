@@ -343,6 +343,8 @@ def state_to_json(state: RunState) -> dict[str, Any]:
 def _step_to_json(record: StepRecord) -> dict[str, Any]:
     data = attrs.asdict(record, recurse=False)
     data["attempts"] = [attrs.asdict(attempt) for attempt in record.attempts]
+    if record.response is None:
+        del data["response"]  # so a state.json written before api responses matches
     return data
 
 

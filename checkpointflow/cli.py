@@ -30,6 +30,13 @@ def run_id_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return cli_operations.run_id_option()(function)
 
 
+def run_id_option_alone(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--run-id without --workflow (for `retry`, whose --workflow is an edited file)."""
+    from checkpointflow import cli_operations
+
+    return cli_operations.run_id_option(workflow_filter=False)(function)
+
+
 def actor_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--actor",
@@ -136,7 +143,7 @@ def resume(
 
 
 @cli.command()
-@run_id_option
+@run_id_option_alone
 @click.option("--from", "from_step", default=None, help="Restart from this earlier step.")
 @click.option(
     "--workflow", "workflow_path", default=None, help="Retry against this edited workflow file."

@@ -247,12 +247,22 @@ def read_json_input(text: str | None, code: str, option: str) -> Any:
     except RecursionError:
         raise ValidationFailure(code, f"{source} is JSON nested too deeply.") from None
     except ValueError as error:
-        raise ValidationFailure(code, f"{source} is not valid JSON: {error}.") from None
+        hint = _file_hint(text) if source == option else ""
+        raise ValidationFailure(code, f"{source} is not valid JSON: {error}.{hint}") from None
     if driver.nesting_depth(value) > MAX_INPUT_DEPTH:
         raise ValidationFailure(
             code, f"{source} is JSON nested deeper than {MAX_INPUT_DEPTH} levels."
         )
     return value
+
+
+def _file_hint(text: str) -> str:
+    """Inline text that names an existing file was meant to be read from it."""
+    try:
+        named = len(text) < 4096 and "\n" not in text and os.path.isfile(text)
+    except (OSError, ValueError):
+        named = False
+    return f" Did you mean @{text}? (an @ reads JSON from a file)" if named else ""
 
 
 def _read_file(source: str, option: str, code: str) -> str:

@@ -22,6 +22,7 @@ PURE_MODULES = [
     "flow",
     "tokens",
     "workflow_outputs",
+    "schema_words",
 ]
 FORBIDDEN = {
     "os",

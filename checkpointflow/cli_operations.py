@@ -116,7 +116,7 @@ def logs(
     return operations.logs(run_id, step_id, output, attempt, follow, timeout, max_bytes)
 
 
-@click.command()
+@click.command(short_help="The workflows found here and in ~/.checkpointflow/flows/.")
 @click.option(
     "--detail",
     "flow_id",
@@ -184,8 +184,8 @@ def gc(older_than: str, statuses: str | None, dry_run: bool) -> Envelope:
     return operations.gc(older_than, statuses, dry_run)
 
 
-@click.command()
-@run_id_option(required=False, help="The run to check.")
+@click.command(short_help="Check that a run's log, state, snapshot and outputs agree.")
+@run_id_option(required=False, help="The run to check (an id, its start, or `last`).")
 @click.option("--all", "every", is_flag=True, help="Check every run in the state root.")
 def verify(run_id: str | None, every: bool) -> Envelope:
     """Check that a run's log, state, workflow snapshot and outputs agree."""
@@ -205,7 +205,7 @@ def export(run_id: str, out: str, force: bool) -> Envelope:
     return operations.export(run_id, out, force)
 
 
-@click.command("import")
+@click.command("import", short_help="Unpack a run archive from `cpf export`, after checking it.")
 @click.argument("archive", type=click.Path(dir_okay=False))
 def import_command(archive: str) -> Envelope:
     """Unpack a run archive from `cpf export` into the state root, after checking it."""

@@ -241,6 +241,21 @@ def guide(topic: str | None, listing: bool) -> Envelope | None:
     return None
 
 
+@cli.command(short_help="Print the JSON Schema of workflow files, for editors.")
+@click.option(
+    "--output", "-o", default=None, help="Write it to this file and report it in an envelope."
+)
+def schema(output: str | None) -> Envelope | None:
+    """Print the JSON Schema of workflow files (one JSON object, not an envelope), or write
+    it to --output FILE. `cpf init` points editors at the copy installed with cpf."""
+    from checkpointflow import editor
+
+    if output is not None:
+        return editor.write_schema(output)
+    click.echo(editor.schema_text(), nl=False)
+    return None
+
+
 def _register_operations() -> None:
     """Commands for operating many runs live in their own module."""
     from checkpointflow.cli_operations import register

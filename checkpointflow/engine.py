@@ -36,9 +36,9 @@ def init(path: str, force: bool) -> Envelope:
         raise ValidationFailure(
             "ERR_FILE_EXISTS", f"{path} already exists; pass --force to overwrite it."
         )
-    from importlib import resources
+    from checkpointflow import editor
 
-    template = resources.files("checkpointflow").joinpath("templates/workflow.yaml").read_bytes()
+    template = editor.starter_workflow()
     with store.persisting(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(template)

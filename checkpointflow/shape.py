@@ -13,6 +13,7 @@ without a usable id, kind or required field is left out whole (its id still coun
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +31,7 @@ Path = tuple[str | int, ...]
 def shape_problems(document: dict[str, Any]) -> tuple[list[Problem], Skips | None]:
     """Every problem of shape, and what the checks of meaning must leave out; None when
     the document has no usable list of steps to check at all."""
-    spec = json_schema.packaged(SCHEMA_FILE)
+    spec = part_by_part(json_schema.packaged(SCHEMA_FILE))
     found = json_schema.issues(spec, document)
     workflow = document.get("workflow")
     if not isinstance(workflow, dict) or not isinstance(workflow.get("steps"), list):
@@ -52,6 +53,24 @@ def shape_problems(document: dict[str, Any]) -> tuple[list[Problem], Skips | Non
     if not found and "outputs" in workflow:
         extra += _required_outputs(workflow["outputs"])
     return _worded(found, steps, extra), _skips(found, steps)
+
+
+def part_by_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """The shipped schema (complete, for editors) with steps, `outputs` and
+    `defaults.retry` loosened, as they are checked one by one against their definitions
+    afterwards: a problem is then reported once, worded for its step, and the compiled
+    check of the whole document stays small."""
+    definitions = dict(spec["definitions"])
+    definitions["step"] = {
+        "type": "object",
+        "required": ["id", "kind"],
+        "properties": {"id": {"$ref": "#/definitions/step_id"}, "kind": {"type": "string"}},
+    }
+    workflow = copy.deepcopy(definitions["workflow"])
+    workflow["properties"]["outputs"] = {"type": "object"}
+    workflow["properties"]["defaults"]["properties"]["retry"] = {"type": "object"}
+    definitions["workflow"] = workflow
+    return {**spec, "definitions": definitions}
 
 
 def _every_step(steps: list[Any], base: Path = ("workflow", "steps")) -> Iterator[tuple[Path, Any]]:

@@ -101,3 +101,11 @@ def test_no_help_one_liner_is_cut_off(cpf):
     assert len(commands) >= 20
     cut = [line for line in commands if line.rstrip().endswith("...")]
     assert cut == [], cut
+
+
+def test_the_codes_of_the_shortcuts_and_topics_are_documented(cpf):
+    codes = text_of(cpf, "error-codes")
+    for code in ("ERR_RUN_AMBIGUOUS", "ERR_UNKNOWN_TOPIC", "ERR_RUN_NOT_FOUND"):
+        assert f"| `{code}` | 10 |" in codes
+    for topic in ("picking-a-run", "reading-the-guide", "what-validation-says", "editor"):
+        assert text_of(cpf, topic).startswith("### ")

@@ -116,7 +116,8 @@ def issues(schema: Any, value: Any, at: Path = ()) -> list[Issue]:
 def _explained(schema: Any, value: Any, at: Path, first: str) -> list[Issue]:
     """The reasons in words; the compiled check's own message if the walk finds none
     (a keyword it does not know), so a refusal always says something."""
-    from checkpointflow.schema_words import Issue, explain
+    from checkpointflow.schema_walk import explain
+    from checkpointflow.schema_words import Issue
 
     try:
         found = explain(schema, value, at, _matches_format)

@@ -23,6 +23,7 @@ PURE_MODULES = [
     "tokens",
     "workflow_outputs",
     "schema_words",
+    "schema_walk",
 ]
 FORBIDDEN = {
     "os",

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkpointflow import json_schema
-from checkpointflow.schema_words import explain
+from checkpointflow.schema_walk import explain
 
 PERSON = {
     "type": "object",

@@ -1,5 +1,7 @@
-"""Semantic checks of a structurally valid workflow document.
+"""Semantic checks of a workflow document: ids, jumps, expressions, references.
 
+They look at every part the check of shape (shape.py) found usable, leaving out what it
+found broken (`Skips`), so problems of meaning are reported beside problems of shape.
 Every problem is collected, each with the step id and a JSON-pointer-like path, so one run
 of `cpf validate` shows everything that needs fixing.
 """

@@ -50,7 +50,7 @@ def shape_problems(document: dict[str, Any]) -> tuple[list[Problem], Skips | Non
         found += issues
         if step["kind"] == "cli" and not issues:
             extra += _command_problems(step, _pointer(path))
-    if not found and "outputs" in workflow:
+    if "outputs" in workflow and not _within(found, ("workflow", "outputs")):
         extra += _required_outputs(workflow["outputs"])
     return _worded(found, steps, extra), _skips(found, steps)
 
@@ -225,7 +225,7 @@ def _skips(found: list[Issue], steps: dict[Path, Any]) -> Skips:
     """What the checks of meaning leave out: broken fields, and steps that cannot be read."""
     whole = {path for path, step in steps.items() if not _shaped(step) or step["kind"] not in KINDS}
     fields: dict[Path, set[str]] = {}
-    for issue in found:
+    for issue in _within(found, ("workflow",)):
         path = _step_of(issue.path, steps) or ("workflow",)
         field = issue.path[len(path)] if len(issue.path) > len(path) else None
         if path in steps and (field is None or field in _needed(steps[path])):
@@ -236,6 +236,10 @@ def _skips(found: list[Issue], steps: dict[Path, Any]) -> Skips:
         frozenset(_pointer(path) for path in whole),
         {_pointer(path): frozenset(names) for path, names in fields.items()},
     )
+
+
+def _within(found: list[Issue], where: Path) -> list[Issue]:
+    return [issue for issue in found if issue.path[: len(where)] == where]
 
 
 def _needed(step: Any) -> frozenset[str]:

@@ -43,17 +43,21 @@ RUN_ID_HELP = "The run to act on: its id, the start of it, or `last`."
 
 
 def run_id_option(
-    required: bool = True, help: str = RUN_ID_HELP, workflow_filter: bool = True
+    required: bool = True,
+    help: str = RUN_ID_HELP,
+    workflow_filter: bool = True,
+    exclusive_with: tuple[str, ...] = (),
 ) -> Decorator:
     """--run-id, resolved to a whole id before the command sees it: `last` is the run
     started last, and the start of an id stands for the one id it begins. With
-    `workflow_filter`, --workflow ID keeps only that workflow's runs."""
+    `workflow_filter`, --workflow ID keeps only that workflow's runs. Beside any of the
+    `exclusive_with` options it is left as given, for the command to refuse the pair."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
         def resolved(*args: Any, run_id: str | None, **kwargs: Any) -> Any:
             workflow_id = kwargs.pop("run_workflow", None)
-            if run_id is not None:
+            if run_id is not None and not any(kwargs.get(name) for name in exclusive_with):
                 from checkpointflow import catalog, store
 
                 run_id = catalog.resolve_run_id(store.state_root(), run_id, workflow_id)
@@ -139,6 +143,7 @@ def flows(flow_id: str | None) -> Envelope:
     required=False,
     help="Draw this run's workflow, coloured by step status (an id, its start, or `last`).",
     workflow_filter=False,
+    exclusive_with=("path", "flow_id"),
 )
 @click.option(
     "--format",
@@ -185,7 +190,11 @@ def gc(older_than: str, statuses: str | None, dry_run: bool) -> Envelope:
 
 
 @click.command(short_help="Check that a run's log, state, snapshot and outputs agree.")
-@run_id_option(required=False, help="The run to check (an id, its start, or `last`).")
+@run_id_option(
+    required=False,
+    help="The run to check (an id, its start, or `last`).",
+    exclusive_with=("every",),
+)
 @click.option("--all", "every", is_flag=True, help="Check every run in the state root.")
 def verify(run_id: str | None, every: bool) -> Envelope:
     """Check that a run's log, state, workflow snapshot and outputs agree."""

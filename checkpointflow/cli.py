@@ -30,6 +30,13 @@ def run_id_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return cli_operations.run_id_option()(function)
 
 
+def run_id_option_alone(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--run-id without --workflow (for `retry`, whose --workflow is an edited file)."""
+    from checkpointflow import cli_operations
+
+    return cli_operations.run_id_option(workflow_filter=False)(function)
+
+
 def actor_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--actor",
@@ -85,7 +92,7 @@ def validate(path: str) -> Envelope:
     return engine.validate(path)
 
 
-@cli.command()
+@cli.command(short_help="Start a workflow run and drive it until it waits or ends.")
 @click.argument("flow_id", required=False, shell_complete=_complete_flow_id)
 @click.option("--file", "-f", "path", default=None, help="The workflow YAML file.")
 @input_option("Workflow inputs")
@@ -135,8 +142,8 @@ def resume(
     return engine.resume(run_id, event_name, input_text, token, actor, quiet, wait_id)
 
 
-@cli.command()
-@run_id_option
+@cli.command(short_help="Continue a failed run from its failed step (or --from one).")
+@run_id_option_alone
 @click.option("--from", "from_step", default=None, help="Restart from this earlier step.")
 @click.option(
     "--workflow", "workflow_path", default=None, help="Retry against this edited workflow file."
@@ -152,7 +159,7 @@ def retry(
     return engine.retry(run_id, from_step, workflow_path, actor, quiet)
 
 
-@cli.command()
+@cli.command(short_help="Where a run stands; exits with the run's own code.")
 @run_id_option
 def status(run_id: str) -> Envelope:
     """Where a run stands; exits with the run's own code (40 waiting, 30 failed, ...)."""
@@ -161,7 +168,7 @@ def status(run_id: str) -> Envelope:
     return engine.status(run_id)
 
 
-@cli.command()
+@cli.command(short_help="A run's state and history; exits with the run's own code.")
 @run_id_option
 @click.option("--full", is_flag=True, help="Everything, with large values inlined.")
 @click.option("--at", "at", type=int, default=None, help="The state right after event SEQ.")
@@ -190,7 +197,7 @@ def cancel(run_id: str, reason: str | None, actor: str | None) -> Envelope:
     return engine.cancel(run_id, reason, actor)
 
 
-@cli.command()
+@cli.command(short_help="Settle a run whose cpf process died in the middle of a step.")
 @run_id_option
 @quiet_option
 def recover(run_id: str, quiet: bool) -> Envelope:
@@ -200,7 +207,7 @@ def recover(run_id: str, quiet: bool) -> Envelope:
     return engine.recover(run_id, quiet)
 
 
-@cli.command()
+@cli.command(short_help="Time out the waits past their deadline (run it from cron).")
 @quiet_option
 def tick(quiet: bool) -> Envelope:
     """Time out every wait past its deadline and drive those runs on (run it from cron)."""
@@ -209,13 +216,44 @@ def tick(quiet: bool) -> Envelope:
     return engine.tick(quiet)
 
 
-@cli.command()
-def guide() -> None:
-    """Print the guide: every command, step kind, field and code."""
-    from importlib import resources
+def _complete_topic(context: click.Context, parameter: click.Parameter, text: str) -> list[Any]:
+    from checkpointflow import guide_topics
 
-    text = resources.files("checkpointflow").joinpath("guide.md").read_text(encoding="utf-8")
-    click.echo(text, nl=False)
+    found = guide_topics.topics(guide_topics.read_guide())
+    return [topic.slug for topic in found if topic.slug.startswith(guide_topics.slug(text))]
+
+
+@cli.command(short_help="Print the guide, or one topic of it (--list names them).")
+@click.argument("topic", required=False, shell_complete=_complete_topic)
+@click.option("--list", "listing", is_flag=True, help="List the topics (an envelope).")
+def guide(topic: str | None, listing: bool) -> Envelope | None:
+    """Print the guide: every command, step kind, field and code; or only TOPIC, named by
+    its heading, the start of it, or a word of it (`cpf guide cli`, `cpf guide logs`)."""
+    from checkpointflow import guide_topics
+
+    text = guide_topics.read_guide()
+    if listing:
+        from checkpointflow import envelope
+
+        result = {"topics": guide_topics.listing(text)}
+        return envelope.envelope("guide", ok=True, status="completed", exit_code=0, result=result)
+    click.echo(guide_topics.section(text, topic) if topic else text, nl=False)
+    return None
+
+
+@cli.command(short_help="Print the JSON Schema of workflow files, for editors.")
+@click.option(
+    "--output", "-o", default=None, help="Write it to this file and report it in an envelope."
+)
+def schema(output: str | None) -> Envelope | None:
+    """Print the JSON Schema of workflow files (one JSON object, not an envelope), or write
+    it to --output FILE. `cpf init` points editors at the copy installed with cpf."""
+    from checkpointflow import editor
+
+    if output is not None:
+        return editor.write_schema(output)
+    click.echo(editor.schema_text(), nl=False)
+    return None
 
 
 def _register_operations() -> None:

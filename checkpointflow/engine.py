@@ -34,9 +34,9 @@ def init(path: str, force: bool) -> Envelope:
         raise ValidationFailure(
             "ERR_FILE_EXISTS", f"{path} already exists; pass --force to overwrite it."
         )
-    from importlib import resources
+    from checkpointflow import editor
 
-    template = resources.files("checkpointflow").joinpath("templates/workflow.yaml").read_bytes()
+    template = editor.starter_workflow()
     with store.persisting(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(template)
@@ -238,12 +238,22 @@ def read_json_input(text: str | None, code: str, option: str) -> Any:
     except RecursionError:
         raise ValidationFailure(code, f"{source} is JSON nested too deeply.") from None
     except ValueError as error:
-        raise ValidationFailure(code, f"{source} is not valid JSON: {error}.") from None
+        hint = _file_hint(text) if source == option else ""
+        raise ValidationFailure(code, f"{source} is not valid JSON: {error}.{hint}") from None
     if driver.nesting_depth(value) > MAX_INPUT_DEPTH:
         raise ValidationFailure(
             code, f"{source} is JSON nested deeper than {MAX_INPUT_DEPTH} levels."
         )
     return value
+
+
+def _file_hint(text: str) -> str:
+    """Inline text that names an existing file was meant to be read from it."""
+    try:
+        named = len(text) < 4096 and "\n" not in text and os.path.isfile(text)
+    except (OSError, ValueError):
+        named = False
+    return f" Did you mean @{text}? (an @ reads JSON from a file)" if named else ""
 
 
 def _read_file(source: str, option: str, code: str) -> str:

@@ -309,15 +309,31 @@ def import_run(path: str) -> Envelope:
     return _done("import", result, run=run)
 
 
-def complete_run_ids(prefix: str) -> list[str]:
-    """Run ids starting with `prefix`, for shell completion; never raises."""
+def complete_run_ids(prefix: str, described: int = 50) -> list[tuple[str, str]]:
+    """`last` and the run ids starting with `prefix`, newest first, for shell completion,
+    each with its workflow and status when there are few; never raises."""
+    from checkpointflow import catalog
+
+    root = store.state_root()
+    try:
+        ids = sorted(
+            (f.run_id for f in catalog.run_folders(root) if f.run_id.startswith(prefix)),
+            reverse=True,
+        )
+        last = [(catalog.LAST, "the run started last")] if catalog.LAST.startswith(prefix) else []
+        return last + [
+            (run_id, _about(root, run_id) if len(ids) <= described else "") for run_id in ids
+        ]
+    except (CpfError, OSError):
+        return []
+
+
+def _about(root: Path, run_id: str) -> str:
+    """`release waiting`: a run's workflow and status, from its summary."""
     from checkpointflow import catalog
 
     try:
-        return sorted(
-            folder.run_id
-            for folder in catalog.run_folders(store.state_root())
-            if folder.run_id.startswith(prefix)
-        )
+        summary = catalog.summary_of(root, store.RunFolder(run_id, root / "runs" / run_id))
     except (CpfError, OSError):
-        return []
+        return ""
+    return f"{summary.get('workflow_id') or ''} {summary.get('status') or ''}".strip()

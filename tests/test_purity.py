@@ -23,6 +23,8 @@ PURE_MODULES = [
     "tokens",
     "workflow_outputs",
     "addresses",
+    "schema_words",
+    "schema_walk",
 ]
 FORBIDDEN = {
     "os",

@@ -60,7 +60,7 @@ def run_id_option(
             if run_id is not None and not any(kwargs.get(name) for name in exclusive_with):
                 from checkpointflow import catalog, store
 
-                run_id = catalog.resolve_run_id(store.state_root(), run_id, workflow_id)
+                run_id = _resolved(catalog, store, run_id, workflow_id)
             return function(*args, run_id=run_id, **kwargs)
 
         if workflow_filter:
@@ -76,6 +76,19 @@ def run_id_option(
         )(resolved)
 
     return decorate
+
+
+def _resolved(catalog: Any, store: Any, run_id: str, workflow_id: str | None) -> str:
+    """The whole id; an id that names no run is passed on as given, so that the command
+    reports it beside whatever else is wrong with the command line."""
+    from checkpointflow.errors import CpfError
+
+    try:
+        return str(catalog.resolve_run_id(store.state_root(), run_id, workflow_id))
+    except CpfError as error:
+        if error.code != "ERR_RUN_NOT_FOUND" or run_id == catalog.LAST or workflow_id:
+            raise
+        return run_id
 
 
 @click.command("list")

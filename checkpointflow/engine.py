@@ -202,7 +202,7 @@ def refusal(command: str, error: CpfError, run_id: str | None = None) -> Envelop
     carried = getattr(error, "run", None)  # an interrupted run reports where it stopped
     if carried is not None:
         return envelope.for_error(command, error, carried)
-    if run_id is None:
+    if run_id is None or error.code == "ERR_RUN_AMBIGUOUS":  # no one run to report on
         return envelope.for_error(command, error)
     try:
         root = _root()

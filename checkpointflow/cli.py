@@ -16,6 +16,26 @@ from checkpointflow import __version__, interruptions
 from checkpointflow.errors import EXIT_INTERNAL, CpfError, ValidationFailure
 
 Envelope = dict[str, Any]
+FORMATS = ("json", "text")
+_chosen: dict[str, str] = {}  # what the command line asked for: {"format": "text"}
+
+
+def _choose_format(context: click.Context, parameter: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        _chosen["format"] = value.lower()
+
+
+def format_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--format",
+        type=click.Choice(FORMATS, case_sensitive=False),
+        envvar="CPF_FORMAT",
+        expose_value=False,
+        is_eager=True,
+        callback=_choose_format,
+        help="json (the default, for programs) or text (a short summary for people); "
+        "also: CPF_FORMAT.",
+    )(function)
 
 
 def quiet_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,6 +77,7 @@ def _complete_flow_id(context: click.Context, parameter: click.Parameter, text: 
 @click.version_option(
     __version__, "--version", "-v", prog_name="cpf", message="%(prog)s %(version)s"
 )
+@format_option
 def cli() -> None:
     """Run YAML workflows as deterministic, resumable state machines.
 
@@ -228,6 +249,17 @@ def _register_operations() -> None:
 _register_operations()
 
 
+def _offer_text_format() -> None:
+    """Every command takes --format too (`cpf list --format text`), except `graph`, whose
+    --format picks the diagram language (`cpf --format text graph ...` works)."""
+    for command in cli.commands.values():
+        if not any("--format" in getattr(param, "opts", ()) for param in command.params):
+            format_option(command)
+
+
+_offer_text_format()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: exactly one envelope on stdout, and its exit code."""
     arguments = sys.argv[1:] if argv is None else argv
@@ -250,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         outcome = _internal(_command_name(arguments), error)
     if not isinstance(outcome, dict):
         sys.exit(0)
-    _emit(outcome)
+    _emit(outcome, _output_format(arguments))
     sys.exit(outcome["exit_code"])
 
 
@@ -293,7 +325,17 @@ def _usage_problem(error: click.UsageError, arguments: list[str]) -> CpfError:
 
 
 def _command_name(arguments: list[str]) -> str:
-    return next((word for word in arguments if not word.startswith("-")), "cpf")
+    """The command a command line names: its first word that is neither an option nor the
+    value of the top-level --format."""
+    after_format = [previous == "--format" for previous in ["", *arguments]]
+    return next(
+        (
+            w
+            for w, value in zip(arguments, after_format, strict=True)
+            if not w.startswith("-") and not value
+        ),
+        "cpf",
+    )
 
 
 def _failure(command: str, code: str, message: str, exit_code: int) -> Envelope:
@@ -330,10 +372,33 @@ def _internal(command: str, error: Exception) -> Envelope:
     return _failure(command, "ERR_INTERNAL", message, EXIT_INTERNAL)
 
 
-def _emit(outcome: Envelope) -> None:
-    from checkpointflow import envelope
+def _output_format(arguments: list[str]) -> str:
+    """json or text: as Click read --format (or CPF_FORMAT); when the command line was
+    refused before Click got to it, as written."""
+    import os
 
-    text = envelope.dumps(outcome) + "\n"
+    if "format" in _chosen:
+        return _chosen["format"]
+    written = os.environ.get("CPF_FORMAT", "json").lower()
+    for word, following in zip(arguments, [*arguments[1:], ""], strict=True):
+        if word == "--":
+            break
+        value = following if word == "--format" else word.partition("=")[2]
+        if word.startswith("--format") and value.lower() in FORMATS:
+            written = value.lower()
+    return written
+
+
+def _emit(outcome: Envelope, output_format: str) -> None:
+    """The envelope as JSON, or as text for people when asked (exit codes stay the same)."""
+    if output_format == "text":
+        from checkpointflow import text_format
+
+        text = text_format.render(outcome)
+    else:
+        from checkpointflow import envelope
+
+        text = envelope.dumps(outcome) + "\n"
     try:
         sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
         sys.stdout.flush()

@@ -23,6 +23,7 @@ PURE_MODULES = [
     "tokens",
     "workflow_outputs",
     "addresses",
+    "text_format",  # not core, but a pure function of the envelope all the same
 ]
 FORBIDDEN = {
     "os",

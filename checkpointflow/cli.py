@@ -44,6 +44,24 @@ def quiet_option(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
+def _choose_live(context: click.Context, parameter: click.Parameter, value: bool | None) -> None:
+    if value is not None:
+        from checkpointflow.progress import choose_live
+
+        choose_live(value)
+
+
+def live_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--live/--no-live",
+        default=None,
+        expose_value=False,
+        callback=_choose_live,
+        help="Show the lines running steps print, on stderr, as they come (the default when "
+        "stderr is a terminal; also: CPF_LIVE=1 or 0).",
+    )(function)
+
+
 def run_id_option(function: Callable[..., Any]) -> Callable[..., Any]:
     from checkpointflow import cli_operations
 
@@ -112,6 +130,7 @@ def validate(path: str) -> Envelope:
 @input_option("Workflow inputs")
 @actor_option
 @quiet_option
+@live_option
 def run(
     flow_id: str | None, path: str | None, input_text: str | None, actor: str | None, quiet: bool
 ) -> Envelope:
@@ -141,6 +160,7 @@ def run(
 )
 @actor_option
 @quiet_option
+@live_option
 def resume(
     run_id: str,
     event_name: str,
@@ -164,6 +184,7 @@ def resume(
 )
 @actor_option
 @quiet_option
+@live_option
 def retry(
     run_id: str, from_step: str | None, workflow_path: str | None, actor: str | None, quiet: bool
 ) -> Envelope:
@@ -214,6 +235,7 @@ def cancel(run_id: str, reason: str | None, actor: str | None) -> Envelope:
 @cli.command()
 @run_id_option
 @quiet_option
+@live_option
 def recover(run_id: str, quiet: bool) -> Envelope:
     """Settle a run whose cpf process died mid-step: retry that step if allowed, else fail it."""
     from checkpointflow import engine

@@ -239,10 +239,15 @@ def _logs(envelope: Envelope) -> list[str]:
     if "events" not in result:
         return _captured(result)
     rows = [["SEQ", "AT", "TYPE", "STEP", "SUMMARY"]] + [
-        [row.get("seq"), row.get("at"), row.get("type"), row.get("step_id"), row.get("summary")]
+        [_seq(row), row.get("at"), row.get("type"), row.get("step_id"), row.get("summary")]
         for row in result["events"]
     ]
     return [_run_title(envelope), _standing(envelope), *_table(rows)]
+
+
+def _seq(row: dict[str, Any]) -> Any:
+    """Rows that follow from the log (a step started, a wait began) have no number."""
+    return None if row.get("type") in ("step_started", "waiting") else row.get("seq")
 
 
 def _captured(result: dict[str, Any]) -> list[str]:

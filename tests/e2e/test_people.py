@@ -294,7 +294,8 @@ def test_logs_show_who_did_what(cpf):
     run_id = cpf("run", "-f", "flow.yaml", "--actor", "ci-bot").envelope["run_id"]
     cpf("resume", "--run-id", run_id, "--event", "approval", "--actor", "alice")
     rows = cpf("logs", "--run-id", run_id).envelope["result"]["events"]
-    assert [(row["type"], row["actor"]) for row in rows][:2] == [
+    assert [(row["type"], row["actor"]) for row in rows][:3] == [
         ("run_started", "ci-bot"),
+        ("waiting", None),  # not an event: nobody did it
         ("event_received", "alice"),
     ]

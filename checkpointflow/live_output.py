@@ -23,20 +23,21 @@ MAX_LINE_BYTES = 8192  # a longer line is shown in pieces
 MAX_BEHIND_BYTES = 1 << 20  # a step printing faster than it can be shown: skip ahead
 MASK = "***"
 SHORTEST_MASKED_LINE = 4  # the lines of a multi-line secret are masked from this length
-_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_CONTROL_BUT_ESCAPE = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]")
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.?)")
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # the escapes kept on a terminal: colours only
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]")
 
 Show = Callable[[str, str], None]  # (step key, one line of its output)
 
 
 def printable(text: str, colour: bool) -> str:
-    """A line as a terminal would leave it: what follows the last carriage return, control
-    characters removed; colour escapes kept only where colour is shown."""
-    text = text.rpartition("\r")[2] if "\r" in text.rstrip("\r") else text.rstrip("\r")
-    if colour:
-        return _CONTROL_BUT_ESCAPE.sub("", text)
-    return _CONTROL.sub("", _ESCAPE.sub("", text))
+    """A line as a terminal would leave it: what follows the last carriage return, without
+    control characters and escape sequences (colours kept where colour is shown)."""
+    text = text.rstrip("\r").rpartition("\r")[2]
+    kept = _ESCAPE.sub(
+        lambda found: found[0] if colour and _COLOUR.fullmatch(found[0]) else "", text
+    )
+    return _CONTROL.sub("", kept)
 
 
 class FileTail:
@@ -51,7 +52,8 @@ class FileTail:
     def lines(self, final: bool) -> list[bytes]:
         """The complete lines written since the last call (all that is left when `final`)."""
         data = self.partial + self._read()
-        *lines, self.partial = data.split(b"\n")
+        *complete, self.partial = data.split(b"\n")
+        lines = [piece for line in complete for piece in _pieces(line)]
         while len(self.partial) > MAX_LINE_BYTES:
             lines.append(self.partial[:MAX_LINE_BYTES])
             self.partial = self.partial[MAX_LINE_BYTES:]
@@ -79,6 +81,13 @@ class FileTail:
     def close(self) -> None:
         if self.handle is not None:
             self.handle.close()
+
+
+def _pieces(line: bytes) -> list[bytes]:
+    """A line as shown: whole, or in pieces of MAX_LINE_BYTES when longer."""
+    if len(line) <= MAX_LINE_BYTES:
+        return [line]
+    return [line[start : start + MAX_LINE_BYTES] for start in range(0, len(line), MAX_LINE_BYTES)]
 
 
 class Followed:

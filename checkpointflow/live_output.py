@@ -124,8 +124,7 @@ class LiveOutput:
         self.colour = colour
         self.followed: dict[str, Followed] = {}
         self.reading = threading.Lock()  # one reader of the files at a time
-        self.changed = threading.Condition(self.reading)
-        self.poller: threading.Thread | None = None
+        self.poller: threading.Thread | None = None  # reads in the background while needed
 
     @contextmanager
     def following(
@@ -144,9 +143,8 @@ class LiveOutput:
         self, attempt: str, key: str, paths: tuple[Path, ...], secrets: tuple[str, ...]
     ) -> None:
         """Start following one attempt (named `attempt`, e.g. build#2) of step `key`."""
-        with self.changed:
+        with self.reading:
             self.followed[attempt] = Followed(key, paths, secrets)
-            self.changed.notify()
 
     def finish(self, attempt: str) -> None:
         """Show what is left of an attempt's output and stop following it."""
@@ -174,13 +172,16 @@ class LiveOutput:
     def _start_polling(self) -> None:
         with self.reading:
             if self.poller is None:
-                self.poller = threading.Thread(target=self._poll_forever, daemon=True)
+                self.poller = threading.Thread(target=self._poll_while_followed, daemon=True)
                 self.poller.start()
 
-    def _poll_forever(self) -> None:
-        """Look every POLL_SECONDS while something is followed; sleep otherwise."""
+    def _poll_while_followed(self) -> None:
+        """Look every POLL_SECONDS; end when nothing is followed any more (the next step
+        followed starts another), so an idle command keeps no thread."""
         while True:
-            with self.changed:
-                self.changed.wait_for(lambda: bool(self.followed))
-            self.poll()
             time.sleep(POLL_SECONDS)
+            with self.reading:
+                if not self.followed:
+                    self.poller = None
+                    return
+            self.poll()

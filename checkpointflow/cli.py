@@ -13,52 +13,21 @@ from typing import Any
 import click
 
 from checkpointflow import __version__, interruptions
+from checkpointflow.cli_output import (
+    format_option,
+    live_option,
+    offer_text_format,
+    output_format,
+    shown,
+)
 from checkpointflow.errors import EXIT_INTERNAL, CpfError, ValidationFailure
 
 Envelope = dict[str, Any]
-FORMATS = ("json", "text")
-_chosen: dict[str, str] = {}  # what the command line asked for: {"format": "text"}
-
-
-def _choose_format(context: click.Context, parameter: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        _chosen["format"] = value.lower()
-
-
-def format_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--format",
-        type=click.Choice(FORMATS, case_sensitive=False),
-        envvar="CPF_FORMAT",
-        expose_value=False,
-        is_eager=True,
-        callback=_choose_format,
-        help="json (the default, for programs) or text (a short summary for people); "
-        "also: CPF_FORMAT.",
-    )(function)
 
 
 def quiet_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--quiet", "-q", is_flag=True, help="No progress on stderr (also: LLM=true)."
-    )(function)
-
-
-def _choose_live(context: click.Context, parameter: click.Parameter, value: bool | None) -> None:
-    if value is not None:
-        from checkpointflow.progress import choose_live
-
-        choose_live(value)
-
-
-def live_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--live/--no-live",
-        default=None,
-        expose_value=False,
-        callback=_choose_live,
-        help="Show the lines running steps print, on stderr, as they come (the default when "
-        "stderr is a terminal; also: CPF_LIVE=1 or 0).",
     )(function)
 
 
@@ -269,17 +238,7 @@ def _register_operations() -> None:
 
 
 _register_operations()
-
-
-def _offer_text_format() -> None:
-    """Every command takes --format too (`cpf list --format text`), except `graph`, whose
-    --format picks the diagram language (`cpf --format text graph ...` works)."""
-    for command in cli.commands.values():
-        if not any("--format" in getattr(param, "opts", ()) for param in command.params):
-            format_option(command)
-
-
-_offer_text_format()
+offer_text_format(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -304,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         outcome = _internal(_command_name(arguments), error)
     if not isinstance(outcome, dict):
         sys.exit(0)
-    _emit(outcome, _output_format(arguments))
+    _emit(outcome, output_format(arguments))
     sys.exit(outcome["exit_code"])
 
 
@@ -349,15 +308,10 @@ def _usage_problem(error: click.UsageError, arguments: list[str]) -> CpfError:
 def _command_name(arguments: list[str]) -> str:
     """The command a command line names: its first word that is neither an option nor the
     value of the top-level --format."""
-    after_format = [previous == "--format" for previous in ["", *arguments]]
-    return next(
-        (
-            w
-            for w, value in zip(arguments, after_format, strict=True)
-            if not w.startswith("-") and not value
-        ),
-        "cpf",
-    )
+    for index, word in enumerate(arguments):
+        if not word.startswith("-") and (index == 0 or arguments[index - 1] != "--format"):
+            return word
+    return "cpf"
 
 
 def _failure(command: str, code: str, message: str, exit_code: int) -> Envelope:
@@ -394,33 +348,9 @@ def _internal(command: str, error: Exception) -> Envelope:
     return _failure(command, "ERR_INTERNAL", message, EXIT_INTERNAL)
 
 
-def _output_format(arguments: list[str]) -> str:
-    """json or text: as Click read --format (or CPF_FORMAT); when the command line was
-    refused before Click got to it, as written."""
-    import os
-
-    if "format" in _chosen:
-        return _chosen["format"]
-    written = os.environ.get("CPF_FORMAT", "json").lower()
-    for word, following in zip(arguments, [*arguments[1:], ""], strict=True):
-        if word == "--":
-            break
-        value = following if word == "--format" else word.partition("=")[2]
-        if word.startswith("--format") and value.lower() in FORMATS:
-            written = value.lower()
-    return written
-
-
-def _emit(outcome: Envelope, output_format: str) -> None:
+def _emit(outcome: Envelope, chosen_format: str) -> None:
     """The envelope as JSON, or as text for people when asked (exit codes stay the same)."""
-    if output_format == "text":
-        from checkpointflow import text_format
-
-        text = text_format.render(outcome)
-    else:
-        from checkpointflow import envelope
-
-        text = envelope.dumps(outcome) + "\n"
+    text = shown(outcome, chosen_format)
     try:
         sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
         sys.stdout.flush()

@@ -215,3 +215,13 @@ def test_graph_keeps_its_own_format_option(cpf, waiting):
 def test_json_commands_do_not_load_the_text_renderer(cpf, waiting):
     assert "checkpointflow.text_format" not in imported_modules(cpf, "list")
     assert "checkpointflow.text_format" in imported_modules(cpf, "list", "--format", "text")
+
+
+def test_command_lines_without_a_command_are_still_one_envelope(cpf):
+    for args in ([], ["--bogus"], ["--format"], ["--format", "json"], ["list", "--format"]):
+        refused = cpf(*args)
+        assert (refused.exit_code, refused.error_code) == (10, "ERR_USAGE"), args
+    code, out, _ = text(cpf, "--format", "text")
+    assert code == 10 and out.startswith("cpf: ERR_USAGE: ")
+    code, out, _ = text(cpf, "--format=text", "status", "--run-id")
+    assert code == 10 and out.startswith("cpf status: ERR_USAGE: ")

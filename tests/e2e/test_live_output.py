@@ -221,4 +221,3 @@ def test_a_step_that_prints_more_than_can_be_shown_is_stored_whole(cpf):
     assert len(step_output(cpf, result.envelope["run_id"], "loud")) == 3_000_000
     shown = [line for line in result.stderr.splitlines() if not line.startswith("cpf: ")]
     assert all(line == "loud | y" or "bytes not shown" in line for line in shown)
-    assert len(result.stderr) < 3_000_000 * 5  # bounded, whatever the timing

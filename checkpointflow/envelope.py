@@ -54,9 +54,9 @@ def envelope(
         "workflow_version": run.get("workflow_version"),
         "current_step_id": run.get("current_step_id"),
         "result": result,
+        "error": error,  # before the waits: a refusal reads error first, then what to do
         "wait": wait,
         "waits": waits,
-        "error": error,
         "warnings": warnings or None,
     }
     return {

@@ -13,6 +13,13 @@ from typing import Any
 import click
 
 from checkpointflow import __version__, interruptions
+from checkpointflow.cli_output import (
+    format_option,
+    live_option,
+    offer_text_format,
+    output_format,
+    shown,
+)
 from checkpointflow.errors import EXIT_INTERNAL, CpfError, ValidationFailure
 
 Envelope = dict[str, Any]
@@ -64,6 +71,7 @@ def _complete_flow_id(context: click.Context, parameter: click.Parameter, text: 
 @click.version_option(
     __version__, "--version", "-v", prog_name="cpf", message="%(prog)s %(version)s"
 )
+@format_option
 def cli() -> None:
     """Run YAML workflows as deterministic, resumable state machines.
 
@@ -98,6 +106,7 @@ def validate(path: str) -> Envelope:
 @input_option("Workflow inputs")
 @actor_option
 @quiet_option
+@live_option
 def run(
     flow_id: str | None, path: str | None, input_text: str | None, actor: str | None, quiet: bool
 ) -> Envelope:
@@ -127,6 +136,7 @@ def run(
 )
 @actor_option
 @quiet_option
+@live_option
 def resume(
     run_id: str,
     event_name: str,
@@ -150,6 +160,7 @@ def resume(
 )
 @actor_option
 @quiet_option
+@live_option
 def retry(
     run_id: str, from_step: str | None, workflow_path: str | None, actor: str | None, quiet: bool
 ) -> Envelope:
@@ -200,6 +211,7 @@ def cancel(run_id: str, reason: str | None, actor: str | None) -> Envelope:
 @cli.command(short_help="Settle a run whose cpf process died in the middle of a step.")
 @run_id_option
 @quiet_option
+@live_option
 def recover(run_id: str, quiet: bool) -> Envelope:
     """Settle a run whose cpf process died mid-step: retry that step if allowed, else fail it."""
     from checkpointflow import engine
@@ -264,6 +276,7 @@ def _register_operations() -> None:
 
 
 _register_operations()
+offer_text_format(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -288,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         outcome = _internal(_command_name(arguments), error)
     if not isinstance(outcome, dict):
         sys.exit(0)
-    _emit(outcome)
+    _emit(outcome, output_format(arguments))
     sys.exit(outcome["exit_code"])
 
 
@@ -331,7 +344,12 @@ def _usage_problem(error: click.UsageError, arguments: list[str]) -> CpfError:
 
 
 def _command_name(arguments: list[str]) -> str:
-    return next((word for word in arguments if not word.startswith("-")), "cpf")
+    """The command a command line names: its first word that is neither an option nor the
+    value of the top-level --format."""
+    for index, word in enumerate(arguments):
+        if not word.startswith("-") and (index == 0 or arguments[index - 1] != "--format"):
+            return word
+    return "cpf"
 
 
 def _failure(command: str, code: str, message: str, exit_code: int) -> Envelope:
@@ -368,10 +386,9 @@ def _internal(command: str, error: Exception) -> Envelope:
     return _failure(command, "ERR_INTERNAL", message, EXIT_INTERNAL)
 
 
-def _emit(outcome: Envelope) -> None:
-    from checkpointflow import envelope
-
-    text = envelope.dumps(outcome) + "\n"
+def _emit(outcome: Envelope, chosen_format: str) -> None:
+    """The envelope as JSON, or as text for people when asked (exit codes stay the same)."""
+    text = shown(outcome, chosen_format)
     try:
         sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
         sys.stdout.flush()

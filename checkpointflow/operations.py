@@ -106,26 +106,26 @@ def logs(
 def _event_rows(
     root: Path, folder: store.RunFolder, step_id: str | None, follow: bool, timeout: float
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The run's events (of one step); with `follow`, also those logged until the run
-    stops running, each shown on stderr as it comes."""
+    """The run's rows (of one step); with `follow`, also those logged until the run stops
+    running, each shown on stderr as it comes, with the lines its running steps print."""
     from checkpointflow import logs as run_logs
 
     def wanted(row: dict[str, Any]) -> bool:
         return step_id is None or row["step_id"] == step_id
 
     def show(row: dict[str, Any]) -> None:
-        if follow and wanted(row):
+        if wanted(row):
             _to_stderr(run_logs.human_line(row))
 
     narrator = run_logs.narrator_for(root, folder)
-    records, offset = store.read_events(folder)
-    rows = [narrator.row(record) for record in records]
-    for row in rows:
-        show(row)
-    note = None
-    if follow:
-        more, note = run_logs.follow(folder, narrator, offset, timeout, show)
-        rows += more
+    if not follow:
+        records, _ = store.read_events(folder)
+        rows = [row for record in records for row in narrator.rows(record)]
+        return [row for row in rows if wanted(row)], []
+    from checkpointflow.live_output import LiveOutput
+
+    output = LiveOutput(lambda key, text: _to_stderr(f"{key} | {text}"), colour=False)
+    rows, note = run_logs.follow(folder, narrator, timeout, show, output, step_id)
     return [row for row in rows if wanted(row)], [note] if note else []
 
 

@@ -25,6 +25,7 @@ PURE_MODULES = [
     "addresses",
     "schema_words",
     "schema_walk",
+    "text_format",  # not core, but a pure function of the envelope all the same
 ]
 FORBIDDEN = {
     "os",

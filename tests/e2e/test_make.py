@@ -36,13 +36,27 @@ fi
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
+def outside_make() -> dict[str, str]:
+    """This environment as a person's shell has it: when the suite itself runs under
+    `make test`, make's own variables would make the inner make print its directory."""
+    inherited = (
+        "MAKELEVEL",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "MAKEOVERRIDES",
+        "MAKE_TERMOUT",
+        "MAKE_TERMERR",
+    )
+    return {key: value for key, value in os.environ.items() if key not in inherited}
+
+
 def make(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", *args],
         cwd=folder,
         capture_output=True,
         text=True,
-        env={**os.environ, **env},
+        env={**outside_make(), **env},
         check=False,
         timeout=600,
     )

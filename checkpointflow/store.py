@@ -202,10 +202,10 @@ def write_file_atomically(path: Path, data: bytes) -> None:
             temporary.unlink()
         raise
     if durable():
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
 
 
-def _sync_folder(path: Path) -> None:
+def sync_folder(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

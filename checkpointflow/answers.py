@@ -88,6 +88,16 @@ def event_of(entry: Entry, at: str) -> EventReceived:
     )
 
 
+def too_late(event: EventReceived, refusal: CpfError) -> CpfError:
+    """The refusal of a queued answer, as its sender should read it."""
+    message = (
+        f"This answer was queued while the run was busy, and by its turn its wait "
+        f"{event.wait_id} had closed (answered by another, timed out, or the run ended); "
+        f"it is logged as answer_stale. {refusal.message}"
+    )
+    return type(refusal)(refusal.code, message, step_id=refusal.step_id)
+
+
 def stale(event: EventReceived, refusal: CpfError) -> AnswerStale:
     assert event.queued is not None
     return AnswerStale(
@@ -98,16 +108,19 @@ def stale(event: EventReceived, refusal: CpfError) -> AnswerStale:
         wait_id=event.wait_id,
         queued=event.queued,
         code=refusal.code,
-        message=refusal.message,
+        message=too_late(event, refusal).message,
         at=event.at,
     )
 
 
-def fold(session: Session, state: RunState, at: str) -> tuple[RunState, tuple[Effect, ...]]:
-    """Within the run's lock: apply every queued answer, oldest first; each leaves the
-    inbox once the log holds it (applied, or stale). Outcomes go to `session.answered`."""
+def fold(
+    session: Session, state: RunState, at: str, only: list[str] | None = None
+) -> tuple[RunState, tuple[Effect, ...]]:
+    """Within the run's lock: apply every queued answer (or `only` those entries), oldest
+    first; each leaves the inbox once the log holds it (applied, or stale). Outcomes go
+    to `session.answered`."""
     work: tuple[Effect, ...] = ()
-    for entry in session.inbox.entries():
+    for entry in session.inbox.entries(only):
         event = event_of(entry, at)
         assert event.queued is not None
         if event.queued["id"] in session.logged_answers:  # a crash came before its removal
@@ -128,7 +141,7 @@ def _apply(
         state, more = session.apply(state, event)
     except (ValidationFailure, RuntimeFailure) as refusal:
         state, _ = session.apply(state, stale(event, refusal))
-        return state, (), refusal
+        return state, (), too_late(event, refusal)
     return state, more, None
 
 

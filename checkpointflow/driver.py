@@ -180,12 +180,15 @@ class Session:
                 pool.shutdown(wait=True)
         return state
 
-    def take_answers(self, state: RunState) -> tuple[RunState, tuple[Effect, ...]]:
+    def take_answers(
+        self, state: RunState, only: list[str] | None = None
+    ) -> tuple[RunState, tuple[Effect, ...]]:
         """Fold in the answers queued while this process held the run (see answers.py):
-        at every step boundary, and while steps run beside pending waits."""
-        if not self.inbox.names():
+        at every step boundary, and while steps run beside pending waits; `only` these
+        inbox entries, when given."""
+        if not (self.inbox.names() if only is None else only):
             return state, ()
-        return answers.fold(self, state, now())
+        return answers.fold(self, state, now(), only)
 
     def stop_of(self, effect: Effect) -> threading.Event:
         """The switch that stops one attempt; made here, before the attempt can start, so
@@ -478,14 +481,20 @@ def resume_run(
             held.enter_context(store.locked(folder))
         except LockConflict:
             return _queue_while_busy(root, folder, event, progress)
-        state = _resume(root, folder, event, progress)
+        earlier = Inbox(folder).names()  # queued before this process took the run
+        state = _resume(root, folder, event, progress, earlier)
     return take_over(root, folder, progress)[0] or state, None
 
 
 def _resume(
-    root: Path, folder: store.RunFolder, event: EventReceived, progress: Progress
+    root: Path,
+    folder: store.RunFolder,
+    event: EventReceived,
+    progress: Progress,
+    earlier: list[str],
 ) -> RunState:
-    """Within the run's lock: answers queued before this one first, then this one."""
+    """Within the run's lock: the answers queued before it took the run first (a dead
+    or departing holder left them), then this one; later ones at the next boundary."""
     state = load_state(root, folder)
     deadline = wait_deadline(state)
     settled = settle_overdue_wait(root, folder, state, progress)
@@ -502,7 +511,7 @@ def _resume(
     workflow = snapshot_workflow(root, folder, state.workflow_sha256)
     session = Session(folder, workflow, progress)
     try:
-        state, work = session.take_answers(state)
+        state, work = session.take_answers(state, earlier)
         try:
             state, more = session.apply(state, event)
         except CpfError:

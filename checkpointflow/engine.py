@@ -12,12 +12,15 @@ import os
 import sys
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkpointflow import driver, envelope, history, store
 from checkpointflow.errors import EXIT_WAITING, CpfError, RuntimeFailure, ValidationFailure
 from checkpointflow.progress import progress_for
 from checkpointflow.state import state_to_json
+
+if TYPE_CHECKING:
+    from checkpointflow.answers import Queued
 
 Envelope = dict[str, Any]
 DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -96,7 +99,7 @@ def resume(
     return envelope.for_run("resume", state_to_json(state))
 
 
-def queued_envelope(run: dict[str, Any], queued: Any) -> Envelope:
+def queued_envelope(run: dict[str, Any], queued: Queued) -> Envelope:
     """A resume whose answer waits in the run's inbox: accepted, not yet applied (exit
     40, like a run that waits), with where the answer is and how to follow it."""
     return envelope.envelope(
@@ -105,8 +108,11 @@ def queued_envelope(run: dict[str, Any], queued: Any) -> Envelope:
         status=run["status"],
         exit_code=EXIT_WAITING,
         run=run,
+        wait=envelope.wait_block(run) if run["status"] == "waiting" else None,
+        waits=envelope.wait_blocks(run) if run["status"] == "waiting" else None,
         result={
             "queued": True,
+            "answer_id": queued.id,
             "wait_id": queued.wait_id,
             "queued_at": queued.at,
             "inbox_entry": f"inbox/{queued.entry}",

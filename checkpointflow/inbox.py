@@ -53,10 +53,11 @@ class Inbox:
             raise _unreadable(self.path, error) from None
         return sorted(name for name in found if NAME.fullmatch(name))
 
-    def entries(self) -> list[Entry]:
-        """The entries waiting, in arrival order; one removed meanwhile is left out."""
+    def entries(self, only: list[str] | None = None) -> list[Entry]:
+        """The entries waiting (or `only` those of them), in arrival order; one removed
+        meanwhile is left out."""
         found = []
-        for name in self.names():
+        for name in self.names() if only is None else sorted(only):
             answer = self.read(name)
             if answer is not None:
                 found.append(Entry(name, answer))

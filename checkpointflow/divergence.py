@@ -100,7 +100,7 @@ def split_log(data: bytes) -> Split | None:
     count seq 1, 2, 3... and share a beginning (it is whole, or damaged otherwise)."""
     lines = [line if line.endswith(b"\n") else line + b"\n" for line in data.splitlines(True)]
     if any(is_conflict_marker(line) for line in lines):
-        sides, how = _marked_sides(lines), "conflict markers"
+        sides, how = marked_sides(lines), "conflict markers"
     else:
         sides, how = _joined_sides(lines), "union merge"
     if sides is None or not all(_counts_up(side) for side in sides):
@@ -114,7 +114,7 @@ def split_log(data: bytes) -> Split | None:
     return Split(how, tuple(ours[:shared]), tuple(ours[shared:]), tuple(theirs[shared:]))
 
 
-def _marked_sides(lines: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
+def marked_sides(lines: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
     """Both versions of a file with conflict markers: outside the markers lines belong
     to both; `|||||||` (diff3) starts the base's lines, which belong to neither."""
     ours: list[bytes] = []
@@ -162,10 +162,11 @@ def _counts_up(lines: list[bytes]) -> bool:
 
 def describe(split: Split) -> str:
     """What each history did after the events they share, in a line for people."""
+    shared = len(split.shared)
+    both = "event 1" if shared == 1 else f"events 1 to {shared}"
     return (
-        f"events.jsonl holds two histories ({split.how}): both have events 1 to "
-        f"{len(split.shared)}, then ours has {_story(split.ours)} and theirs has "
-        f"{_story(split.theirs)}"
+        f"events.jsonl holds two histories ({split.how}): both have {both}, then ours "
+        f"has {_story(split.ours)} and theirs has {_story(split.theirs)}"
     )
 
 

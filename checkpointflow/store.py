@@ -105,7 +105,14 @@ def create_run(root: Path, run_id: str, workflow_bytes: bytes) -> RunFolder:
         _runs_dir(root).mkdir(parents=True, exist_ok=True)
         folder.path.mkdir()
         write_file_atomically(folder.workflow_file, workflow_bytes)
+        (folder.path / ".gitattributes").write_bytes(GIT_ATTRIBUTES)
     return folder
+
+
+# A run folder committed to git: a merge of two copies that each moved on keeps both logs
+# (even with -X ours or -X theirs), so `cpf` finds the two histories instead of silently
+# reading one of them; `cpf reconcile` then keeps one and records the other.
+GIT_ATTRIBUTES = b"events.jsonl merge=union\n"
 
 
 def find_run(root: Path, run_id: str) -> RunFolder:

@@ -35,6 +35,7 @@ COMMANDS = [
     "delete",
     "gc",
     "verify",
+    "reconcile",
     "export",
     "import",
 ]

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from checkpointflow import interruptions, store
-from checkpointflow.errors import CpfError, RuntimeFailure, ValidationFailure
+from checkpointflow.errors import (
+    CpfError,
+    PersistenceFailure,
+    RuntimeFailure,
+    ValidationFailure,
+)
 from checkpointflow.history import load_state, snapshot_workflow
 from checkpointflow.inbox import Entry, Inbox
 from checkpointflow.interpreter import advance, answered_wait
@@ -77,6 +82,12 @@ def _answer_of(event: EventReceived, answer_id: str) -> dict[str, Any]:
 def event_of(entry: Entry, at: str) -> EventReceived:
     """The event a queued answer becomes when it is folded in at `at`."""
     answer = entry.answer
+    if not all(isinstance(answer.get(key), str) for key in ("id", "queued_at", "event_name")):
+        raise PersistenceFailure(
+            "ERR_PERSISTENCE",
+            f"inbox/{entry.name} of this run is not a queued answer (it lacks id, queued_at "
+            "or event_name); move it out of the inbox folder.",
+        )
     return EventReceived(
         answer["event_name"],
         answer["input"],

@@ -21,6 +21,7 @@ import attrs
 
 from checkpointflow import divergence, history, json_schema, store
 from checkpointflow.errors import CpfError
+from checkpointflow.inbox import Inbox
 from checkpointflow.model import Workflow
 from checkpointflow.state import (
     EVENT_TYPES,
@@ -88,7 +89,18 @@ def verify(root: Path, folder: store.RunFolder) -> Report:
         if log is not None and log.torn_tail
         else ()
     )
-    return Report(folder.run_id, tuple(problems), notes)
+    return Report(folder.run_id, tuple(problems), notes + queued_note(folder))
+
+
+def queued_note(folder: store.RunFolder) -> tuple[str, ...]:
+    """Answers waiting in the run's inbox are not a problem: the next command folds them."""
+    count = len(Inbox(folder).names())
+    if not count:
+        return ()
+    return (
+        f"{count} answer(s) queued in inbox/ while the run was busy; the process advancing "
+        "it, or the next command that takes it (status, resume, recover), folds them in.",
+    )
 
 
 def read_log(folder: store.RunFolder, problems: list[Problem]) -> Log | None:

@@ -178,6 +178,9 @@ def test_two_answers_to_one_wait_end_with_one_applied_and_one_stale(cpf):
         assert is_queued(first) and is_queued(second), (first.envelope, second.envelope)
         assert first.envelope["status"] == "waiting" and first.envelope["wait"]
         assert len(inbox(cpf, run_id)) == 2
+        checked = cpf("verify", "--run-id", run_id)
+        assert checked.exit_code == 0
+        assert "2 answer(s) queued" in checked.envelope["result"]["runs"][0]["notes"][0]
     # the holder went away without folding them: the next command does, in arrival order
     status = cpf("status", "--run-id", run_id)
     assert (status.exit_code, status.envelope["result"]) == (0, 1), status.envelope

@@ -11,16 +11,20 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-long lint typecheck bench clean
 
+# pip and setuptools print pages of warnings even when all goes well: their output goes to
+# $(VENV)/install.log, and is shown only when the install fails.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "Installing cpf and its test tools into $(VENV) (output in $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --upgrade pip && \
+	   $(BIN)/python -m pip install -e '.[test]'; } > $(VENV)/install.log 2>&1 || \
+	 { cat $(VENV)/install.log >&2; echo "Installing failed; the output above is in $(VENV)/install.log." >&2; exit 1; }
+	@touch $(STAMP)
 
 ## Run the example workflow end to end: start, pause for approval, resume, finish.
 demo: $(STAMP)
 	@CHECKPOINTFLOW_BASE_DIR=$${CHECKPOINTFLOW_BASE_DIR:-$(CURDIR)/.demo-state} \
-		PATH=$(CURDIR)/$(BIN):$$PATH sh examples/demo.sh
+		PATH=$(abspath $(BIN)):$$PATH sh examples/demo.sh
 
 ## Lint, type check and the whole test suite (short variants of the fault tests).
 test: $(STAMP) lint typecheck

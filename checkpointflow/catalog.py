@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from checkpointflow import history, store
-from checkpointflow.errors import CpfError, PersistenceFailure
+from checkpointflow.errors import CpfError, PersistenceFailure, ValidationFailure
 from checkpointflow.timespans import parse_time
 
 Summary = dict[str, Any]
@@ -158,3 +158,73 @@ def listed(summary: Summary) -> Summary:
     if summary.get("status") == "waiting":
         row.update({name: summary.get(name) for name in WAIT_FIELDS})
     return row
+
+
+LAST = "last"
+MAX_CANDIDATES = 20
+
+
+def resolve_run_id(root: Path, text: str, workflow_id: str | None = None) -> str:
+    """The full id `--run-id` means: `last` (the run started last), a whole id, or the
+    start of exactly one id, as git takes short ids. `workflow_id` keeps only that
+    workflow's runs. Text that is not id-shaped is refused before it touches the disk."""
+    store.require_id_shape(text)
+    if workflow_id is None and text != LAST and _is_run(_folder(root, text)):
+        return text  # a whole id: no need to look at the others
+    names = sorted((entry.name for entry in _entries(root)), reverse=True)  # newest first
+    runs = (
+        name
+        for name in names
+        if (text == LAST or name.startswith(text))
+        and _is_run(_folder(root, name))
+        and (workflow_id is None or _workflow_of(root, name) == workflow_id)
+    )
+    if text == LAST:
+        newest = next(runs, None)
+        if newest is None:
+            raise _no_run(root, text, workflow_id)
+        return newest
+    matching = list(runs)
+    if text in matching:
+        return text
+    if not matching:
+        raise _no_run(root, text, workflow_id)
+    if len(matching) > 1:
+        raise _ambiguous(text, matching)
+    return matching[0]
+
+
+def _folder(root: Path, run_id: str) -> store.RunFolder:
+    return store.RunFolder(run_id, root / "runs" / run_id)
+
+
+def _workflow_of(root: Path, run_id: str) -> Any:
+    folder = _folder(root, run_id)
+    summary = _saved_summary(str(folder.path), run_id)
+    if summary is None:
+        try:
+            summary = rebuild_summary(root, folder)
+        except CpfError:
+            return None
+    return summary.get("workflow_id")
+
+
+def _no_run(root: Path, text: str, workflow_id: str | None) -> ValidationFailure:
+    what = "no runs" if text == LAST else f"no run whose id starts with {text!r}"
+    of = f" of workflow {workflow_id!r}" if workflow_id is not None else ""
+    return ValidationFailure(
+        "ERR_RUN_NOT_FOUND",
+        f"There are {what}{of} under {root / 'runs'}. "
+        "`cpf list` shows the runs there; check CHECKPOINTFLOW_BASE_DIR.",
+    )
+
+
+def _ambiguous(text: str, matching: list[str]) -> ValidationFailure:
+    shown = matching[:MAX_CANDIDATES]
+    more = f" and {len(matching) - len(shown)} more" if len(matching) > len(shown) else ""
+    return ValidationFailure(
+        "ERR_RUN_AMBIGUOUS",
+        f"{text!r} is the start of {len(matching)} run ids ({', '.join(shown[:3])}"
+        f"{', ...' if len(shown) > 3 else ''}{more}); give more of the id.",
+        details={"candidates": shown},
+    )

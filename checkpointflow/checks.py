@@ -1,5 +1,7 @@
-"""Semantic checks of a structurally valid workflow document.
+"""Semantic checks of a workflow document: ids, jumps, expressions, references.
 
+They look at every part the check of shape (shape.py) found usable, leaving out what it
+found broken (`Skips`), so problems of meaning are reported beside problems of shape.
 Every problem is collected, each with the step id and a JSON-pointer-like path, so one run
 of `cpf validate` shows everything that needs fixing.
 """
@@ -26,15 +28,13 @@ from checkpointflow.model import closure
 from checkpointflow.sites import DATA_ROOTS, Site, expression_sites
 
 STEP_FIELDS = frozenset({"outputs", "status", "error", "response"})
+Known = Mapping[str, str]  # the step ids an expression may name, with their kinds
 _ROOT_HINTS = {
     "event": "`event` is only available in the transitions of an await_event step",
     "item": "`item` is only available inside a foreach body",
     "item_index": "`item_index` is only available inside a foreach body",
     "env": "`env` is only allowed where values leave the run (command, argv, cwd, env, url, headers, query, body)",
 }
-
-
-Known = Mapping[str, str]  # the step ids an expression may name, with their kinds
 
 
 @attrs.frozen(slots=False)
@@ -52,11 +52,36 @@ class Problem:
         return data
 
 
-def find_problems(document: dict[str, Any]) -> list[Problem]:
-    workflow = document["workflow"]
-    steps: list[dict[str, Any]] = workflow["steps"]
+# Fields the checks of meaning read in a step of these kinds, besides its id and kind; a
+# step whose needed field is missing or broken is left out of them (see Skips).
+NEEDED_FIELDS = {"foreach": frozenset({"items"}), "parallel": frozenset({"branches"})}
+
+
+@attrs.frozen(slots=False)
+class Skips:
+    """What the check of shape found broken, so the checks of meaning leave it out:
+    `steps` holds the JSON paths of steps that cannot be read at all (their ids still
+    count), `fields` the broken fields of a step (or of /workflow) by its path."""
+
+    steps: frozenset[str] = frozenset()
+    fields: Mapping[str, frozenset[str]] = attrs.field(factory=dict)
+
+    def usable(self, part: Any, path: str) -> dict[str, Any] | None:
+        """`part` without its broken fields, or None if it cannot be checked."""
+        if path in self.steps or not isinstance(part, dict):
+            return None
+        broken = self.fields.get(path)
+        return {k: v for k, v in part.items() if k not in broken} if broken else part
+
+
+def find_problems(document: dict[str, Any], skips: Skips | None = None) -> list[Problem]:
+    """The problems of meaning of a document whose shape is valid, except for what
+    `skips` says is broken."""
+    skips = skips or Skips()
+    workflow = skips.usable(document["workflow"], "/workflow") or {}
+    steps: list[Any] = workflow.get("steps", [])
     problems = _schema_definition(workflow.get("inputs"), "/workflow/inputs", None)
-    problems += _list_problems(steps, "/workflow/steps", {}, DATA_ROOTS)
+    problems += _list_problems(steps, "/workflow/steps", {}, DATA_ROOTS, skips)
     known = _kinds(steps)
     for name, text, path in workflow_outputs.entries(workflow.get("outputs", {})):
         site = Site(path, text, DATA_ROOTS, condition=True)
@@ -71,15 +96,21 @@ def find_problems(document: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _named(step: Any) -> bool:
+    return isinstance(step, dict) and isinstance(step.get("id"), str)
+
+
 def _list_problems(
-    steps: list[dict[str, Any]], base: str, outer: Known, roots: frozenset[str]
+    steps: list[Any], base: str, outer: Known, roots: frozenset[str], skips: Skips
 ) -> list[Problem]:
     """The problems of one list of steps (the workflow's, a body's or a branch's) and of
     every list inside it. `outer` holds the ids (and kinds) visible from around the list."""
     problems = list(_duplicate_ids(steps, base))
-    local = {step["id"] for step in steps}
+    local = {step["id"] for step in steps if _named(step)}
+    usable = [(index, skips.usable(step, f"{base}/{index}")) for index, step in enumerate(steps)]
+    checked = [(index, step) for index, step in usable if step is not None]
     for index, step in enumerate(steps):
-        if step["id"] in outer:
+        if _named(step) and step["id"] in outer:
             problems.append(
                 Problem(
                     f"{base}/{index}/id",
@@ -90,8 +121,8 @@ def _list_problems(
                 )
             )
     known = {**outer, **_kinds(steps)}
-    owned = _branch_problems(steps, base, local, problems)
-    for index, step in enumerate(steps):
+    owned = _branch_problems(checked, base, local, problems)
+    for index, step in checked:
         path = f"{base}/{index}"
         problems += _step_problems(step, path, known, local, roots)
         if step["id"] not in owned:
@@ -107,24 +138,25 @@ def _list_problems(
                     )
         if step["kind"] == "foreach" and isinstance(step.get("body"), list):
             inner = roots | {"item", "item_index"}
-            problems += _list_problems(step["body"], f"{path}/body", known, inner)
+            body = f"{path}/body"
+            problems += _list_problems(step["body"], body, known, inner, skips)
         for number, branch in enumerate(
             step.get("branches", ()) if step["kind"] == "parallel" else ()
         ):
             if isinstance(branch.get("steps"), list):
                 where = f"{path}/branches/{number}/steps"
-                problems += _list_problems(branch["steps"], where, known, roots)
+                problems += _list_problems(branch["steps"], where, known, roots, skips)
     return problems
 
 
 def _branch_problems(
-    steps: list[dict[str, Any]], base: str, local: set[str], problems: list[Problem]
+    steps: list[tuple[int, dict[str, Any]]], base: str, local: set[str], problems: list[Problem]
 ) -> set[str]:
-    """Check the branches of the parallel steps in one list; returns the ids their
-    `start_at` branches own (the start and every step it jumps to)."""
-    by_id = {step["id"]: step for step in steps}
+    """Check the branches of the parallel steps in one list (by their index in it);
+    returns the ids their `start_at` branches own (the start and every step it jumps to)."""
+    by_id = {step["id"]: step for _, step in steps}
     owners: dict[str, str] = {}
-    for index, step in enumerate(steps):
+    for index, step in steps:
         if step["kind"] != "parallel":
             continue
         seen: set[str] = set()
@@ -145,7 +177,7 @@ def _branch_problems(
             if start is None:
                 continue
             if "steps" in branch:
-                inner = {inner_step["id"] for inner_step in branch["steps"]}
+                inner = {inner_step["id"] for inner_step in branch["steps"] if _named(inner_step)}
                 if start not in inner:
                     problems.append(
                         Problem(
@@ -193,9 +225,11 @@ def _reachable(by_id: dict[str, dict[str, Any]], start: str) -> set[str]:
     return closure(start, lambda step_id: (t for _, t in _targets(by_id[step_id], "")), set(by_id))
 
 
-def _duplicate_ids(steps: list[dict[str, Any]], base: str) -> Iterator[Problem]:
+def _duplicate_ids(steps: list[Any], base: str) -> Iterator[Problem]:
     seen: set[str] = set()
     for index, step in enumerate(steps):
+        if not _named(step):
+            continue
         if step["id"] in seen:
             yield Problem(
                 f"{base}/{index}/id",
@@ -351,8 +385,9 @@ def _reference_problem(
     return None
 
 
-def _kinds(steps: list[dict[str, Any]]) -> dict[str, str]:
-    return {step["id"]: step["kind"] for step in steps}
+def _kinds(steps: list[Any]) -> dict[str, str]:
+    """The ids of the readable steps of a list, with their kinds."""
+    return {step["id"]: str(step.get("kind")) for step in steps if _named(step)}
 
 
 def _schema_definition(schema: Any, path: str, step_id: str | None) -> list[Problem]:

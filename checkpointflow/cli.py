@@ -13,6 +13,13 @@ from typing import Any
 import click
 
 from checkpointflow import __version__, interruptions
+from checkpointflow.cli_output import (
+    format_option,
+    live_option,
+    offer_text_format,
+    output_format,
+    shown,
+)
 from checkpointflow.errors import EXIT_INTERNAL, CpfError, ValidationFailure
 
 Envelope = dict[str, Any]
@@ -28,6 +35,13 @@ def run_id_option(function: Callable[..., Any]) -> Callable[..., Any]:
     from checkpointflow import cli_operations
 
     return cli_operations.run_id_option()(function)
+
+
+def run_id_option_alone(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--run-id without --workflow (for `retry`, whose --workflow is an edited file)."""
+    from checkpointflow import cli_operations
+
+    return cli_operations.run_id_option(workflow_filter=False)(function)
 
 
 def actor_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,6 +71,7 @@ def _complete_flow_id(context: click.Context, parameter: click.Parameter, text: 
 @click.version_option(
     __version__, "--version", "-v", prog_name="cpf", message="%(prog)s %(version)s"
 )
+@format_option
 def cli() -> None:
     """Run YAML workflows as deterministic, resumable state machines.
 
@@ -85,12 +100,13 @@ def validate(path: str) -> Envelope:
     return engine.validate(path)
 
 
-@cli.command()
+@cli.command(short_help="Start a workflow run and drive it until it waits or ends.")
 @click.argument("flow_id", required=False, shell_complete=_complete_flow_id)
 @click.option("--file", "-f", "path", default=None, help="The workflow YAML file.")
 @input_option("Workflow inputs")
 @actor_option
 @quiet_option
+@live_option
 def run(
     flow_id: str | None, path: str | None, input_text: str | None, actor: str | None, quiet: bool
 ) -> Envelope:
@@ -120,6 +136,7 @@ def run(
 )
 @actor_option
 @quiet_option
+@live_option
 def resume(
     run_id: str,
     event_name: str,
@@ -135,14 +152,15 @@ def resume(
     return engine.resume(run_id, event_name, input_text, token, actor, quiet, wait_id)
 
 
-@cli.command()
-@run_id_option
+@cli.command(short_help="Continue a failed run from its failed step (or --from one).")
+@run_id_option_alone
 @click.option("--from", "from_step", default=None, help="Restart from this earlier step.")
 @click.option(
     "--workflow", "workflow_path", default=None, help="Retry against this edited workflow file."
 )
 @actor_option
 @quiet_option
+@live_option
 def retry(
     run_id: str, from_step: str | None, workflow_path: str | None, actor: str | None, quiet: bool
 ) -> Envelope:
@@ -152,7 +170,7 @@ def retry(
     return engine.retry(run_id, from_step, workflow_path, actor, quiet)
 
 
-@cli.command()
+@cli.command(short_help="Where a run stands; exits with the run's own code.")
 @run_id_option
 def status(run_id: str) -> Envelope:
     """Where a run stands; exits with the run's own code (40 waiting, 30 failed, ...)."""
@@ -161,7 +179,7 @@ def status(run_id: str) -> Envelope:
     return engine.status(run_id)
 
 
-@cli.command()
+@cli.command(short_help="A run's state and history; exits with the run's own code.")
 @run_id_option
 @click.option("--full", is_flag=True, help="Everything, with large values inlined.")
 @click.option("--at", "at", type=int, default=None, help="The state right after event SEQ.")
@@ -190,9 +208,10 @@ def cancel(run_id: str, reason: str | None, actor: str | None) -> Envelope:
     return engine.cancel(run_id, reason, actor)
 
 
-@cli.command()
+@cli.command(short_help="Settle a run whose cpf process died in the middle of a step.")
 @run_id_option
 @quiet_option
+@live_option
 def recover(run_id: str, quiet: bool) -> Envelope:
     """Settle a run whose cpf process died mid-step: retry that step if allowed, else fail it."""
     from checkpointflow import engine
@@ -200,7 +219,7 @@ def recover(run_id: str, quiet: bool) -> Envelope:
     return engine.recover(run_id, quiet)
 
 
-@cli.command()
+@cli.command(short_help="Time out the waits past their deadline (run it from cron).")
 @quiet_option
 def tick(quiet: bool) -> Envelope:
     """Time out every wait past its deadline and drive those runs on (run it from cron)."""
@@ -209,13 +228,44 @@ def tick(quiet: bool) -> Envelope:
     return engine.tick(quiet)
 
 
-@cli.command()
-def guide() -> None:
-    """Print the guide: every command, step kind, field and code."""
-    from importlib import resources
+def _complete_topic(context: click.Context, parameter: click.Parameter, text: str) -> list[Any]:
+    from checkpointflow import guide_topics
 
-    text = resources.files("checkpointflow").joinpath("guide.md").read_text(encoding="utf-8")
-    click.echo(text, nl=False)
+    found = guide_topics.topics(guide_topics.read_guide())
+    return [topic.slug for topic in found if topic.slug.startswith(guide_topics.slug(text))]
+
+
+@cli.command(short_help="Print the guide, or one topic of it (--list names them).")
+@click.argument("topic", required=False, shell_complete=_complete_topic)
+@click.option("--list", "listing", is_flag=True, help="List the topics (an envelope).")
+def guide(topic: str | None, listing: bool) -> Envelope | None:
+    """Print the guide: every command, step kind, field and code; or only TOPIC, named by
+    its heading, the start of it, or a word of it (`cpf guide cli`, `cpf guide logs`)."""
+    from checkpointflow import guide_topics
+
+    text = guide_topics.read_guide()
+    if listing:
+        from checkpointflow import envelope
+
+        result = {"topics": guide_topics.listing(text)}
+        return envelope.envelope("guide", ok=True, status="completed", exit_code=0, result=result)
+    click.echo(guide_topics.section(text, topic) if topic else text, nl=False)
+    return None
+
+
+@cli.command(short_help="Print the JSON Schema of workflow files, for editors.")
+@click.option(
+    "--output", "-o", default=None, help="Write it to this file and report it in an envelope."
+)
+def schema(output: str | None) -> Envelope | None:
+    """Print the JSON Schema of workflow files (one JSON object, not an envelope), or write
+    it to --output FILE. `cpf init` points editors at the copy installed with cpf."""
+    from checkpointflow import editor
+
+    if output is not None:
+        return editor.write_schema(output)
+    click.echo(editor.schema_text(), nl=False)
+    return None
 
 
 def _register_operations() -> None:
@@ -226,6 +276,7 @@ def _register_operations() -> None:
 
 
 _register_operations()
+offer_text_format(cli)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -250,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         outcome = _internal(_command_name(arguments), error)
     if not isinstance(outcome, dict):
         sys.exit(0)
-    _emit(outcome)
+    _emit(outcome, output_format(arguments))
     sys.exit(outcome["exit_code"])
 
 
@@ -293,7 +344,12 @@ def _usage_problem(error: click.UsageError, arguments: list[str]) -> CpfError:
 
 
 def _command_name(arguments: list[str]) -> str:
-    return next((word for word in arguments if not word.startswith("-")), "cpf")
+    """The command a command line names: its first word that is neither an option nor the
+    value of the top-level --format."""
+    for index, word in enumerate(arguments):
+        if not word.startswith("-") and (index == 0 or arguments[index - 1] != "--format"):
+            return word
+    return "cpf"
 
 
 def _failure(command: str, code: str, message: str, exit_code: int) -> Envelope:
@@ -330,10 +386,9 @@ def _internal(command: str, error: Exception) -> Envelope:
     return _failure(command, "ERR_INTERNAL", message, EXIT_INTERNAL)
 
 
-def _emit(outcome: Envelope) -> None:
-    from checkpointflow import envelope
-
-    text = envelope.dumps(outcome) + "\n"
+def _emit(outcome: Envelope, chosen_format: str) -> None:
+    """The envelope as JSON, or as text for people when asked (exit codes stay the same)."""
+    text = shown(outcome, chosen_format)
     try:
         sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
         sys.stdout.flush()

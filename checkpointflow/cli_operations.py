@@ -7,6 +7,7 @@ envelope. Engine modules are imported inside each command to keep start-up fast.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,12 +18,16 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def complete_run_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    """Completion of --run-id: the ids in the state root."""
+    """Completion of --run-id: `last` and the ids in the state root, newest first, each
+    with its workflow and status where the shell shows them (zsh, fish)."""
     from click.shell_completion import CompletionItem
 
     from checkpointflow import operations
 
-    return [CompletionItem(run_id) for run_id in operations.complete_run_ids(incomplete)]
+    return [
+        CompletionItem(run_id, help=about)
+        for run_id, about in operations.complete_run_ids(incomplete)
+    ]
 
 
 def complete_flow_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
@@ -35,8 +40,56 @@ def complete_flow_id(ctx: click.Context, param: click.Parameter, incomplete: str
     return [CompletionItem(flow_id) for flow_id in sorted(ids) if flow_id.startswith(incomplete)]
 
 
-def run_id_option(required: bool = True, help: str = "The run to act on.") -> Decorator:
-    return click.option("--run-id", required=required, help=help, shell_complete=complete_run_id)
+RUN_ID_HELP = "The run to act on: its id, the start of it, or `last`."
+
+
+def run_id_option(
+    required: bool = True,
+    help: str = RUN_ID_HELP,
+    workflow_filter: bool = True,
+    exclusive_with: tuple[str, ...] = (),
+) -> Decorator:
+    """--run-id, resolved to a whole id before the command sees it: `last` is the run
+    started last, and the start of an id stands for the one id it begins. With
+    `workflow_filter`, --workflow ID keeps only that workflow's runs. Beside any of the
+    `exclusive_with` options it is left as given, for the command to refuse the pair."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def resolved(*args: Any, run_id: str | None, **kwargs: Any) -> Any:
+            workflow_id = kwargs.pop("run_workflow", None)
+            if run_id is not None and not any(kwargs.get(name) for name in exclusive_with):
+                from checkpointflow import catalog, store
+
+                run_id = _resolved(catalog, store, run_id, workflow_id)
+            return function(*args, run_id=run_id, **kwargs)
+
+        if workflow_filter:
+            resolved = click.option(
+                "--workflow",
+                "run_workflow",
+                default=None,
+                help="With --run-id last or an id's start: only runs of this workflow id.",
+                shell_complete=complete_flow_id,
+            )(resolved)
+        return click.option(
+            "--run-id", required=required, help=help, shell_complete=complete_run_id
+        )(resolved)
+
+    return decorate
+
+
+def _resolved(catalog: Any, store: Any, run_id: str, workflow_id: str | None) -> str:
+    """The whole id; an id that names no run is passed on as given, so that the command
+    reports it beside whatever else is wrong with the command line."""
+    from checkpointflow.errors import CpfError
+
+    try:
+        return str(catalog.resolve_run_id(store.state_root(), run_id, workflow_id))
+    except CpfError as error:
+        if error.code != "ERR_RUN_NOT_FOUND" or run_id == catalog.LAST or workflow_id:
+            raise
+        return run_id
 
 
 @click.command("list")
@@ -81,7 +134,7 @@ def logs(
     return operations.logs(run_id, step_id, output, attempt, follow, timeout, max_bytes)
 
 
-@click.command()
+@click.command(short_help="The workflows found here and in ~/.checkpointflow/flows/.")
 @click.option(
     "--detail",
     "flow_id",
@@ -100,7 +153,12 @@ def flows(flow_id: str | None) -> Envelope:
 @click.option(
     "--flow", "flow_id", help="A flow id from `cpf flows`.", shell_complete=complete_flow_id
 )
-@run_id_option(required=False, help="Draw this run's workflow, coloured by step status.")
+@run_id_option(
+    required=False,
+    help="Draw this run's workflow, coloured by step status (an id, its start, or `last`).",
+    workflow_filter=False,
+    exclusive_with=("path", "flow_id"),
+)
 @click.option(
     "--format",
     "format_name",
@@ -145,8 +203,12 @@ def gc(older_than: str, statuses: str | None, dry_run: bool) -> Envelope:
     return operations.gc(older_than, statuses, dry_run)
 
 
-@click.command()
-@run_id_option(required=False, help="The run to check.")
+@click.command(short_help="Check that a run's log, state, snapshot and outputs agree.")
+@run_id_option(
+    required=False,
+    help="The run to check (an id, its start, or `last`).",
+    exclusive_with=("every",),
+)
 @click.option("--all", "every", is_flag=True, help="Check every run in the state root.")
 def verify(run_id: str | None, every: bool) -> Envelope:
     """Check that a run's log, state, workflow snapshot and outputs agree."""
@@ -166,7 +228,7 @@ def export(run_id: str, out: str, force: bool) -> Envelope:
     return operations.export(run_id, out, force)
 
 
-@click.command("import")
+@click.command("import", short_help="Unpack a run archive from `cpf export`, after checking it.")
 @click.argument("archive", type=click.Path(dir_okay=False))
 def import_command(archive: str) -> Envelope:
     """Unpack a run archive from `cpf export` into the state root, after checking it."""

@@ -1,8 +1,8 @@
 """Workflow documents: read the file, parse YAML safely, check it, build the model.
 
-`cpf validate` reports every problem at once: the document is checked against the packaged
-JSON Schema one step at a time (so one bad step does not hide the next), then by semantic
-checks in `checks.py`.
+`cpf validate` reports every problem at once: the document's shape is checked against the
+packaged JSON Schema one step at a time (`shape.py`, so one bad step does not hide the next),
+and the meaning of everything usable by the checks in `checks.py`.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ import datetime
 import json
 import math
 import os
-import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkpointflow import json_schema, workflow_outputs
 from checkpointflow.errors import ValidationFailure
 from checkpointflow.model import Workflow, build_workflow
 
@@ -25,8 +22,6 @@ __all__ = ["Workflow", "build_workflow"]
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 MAX_NODES = 1_000_000
-SCHEMA_FILE = "checkpointflow.schema.json"
-KINDS = ("cli", "await_event", "end", "api", "workflow", "switch", "foreach", "parallel")
 
 
 def max_document_bytes() -> int:
@@ -138,139 +133,13 @@ if TYPE_CHECKING:
 
 
 def find_problems(document: dict[str, Any]) -> list[Problem]:
-    """Every problem in the document: structure first, then meaning."""
-    from checkpointflow import checks
-    from checkpointflow.checks import Problem
+    """Every problem in the document: its shape, then the meaning of all that is usable."""
+    from checkpointflow import checks, shape
 
-    spec = json_schema.packaged(SCHEMA_FILE)
-    message = json_schema.problem(spec, document, "document")
-    if message is not None:
-        return [_schema_problem(message, None)]
-    problems = _part_problems(spec, document["workflow"])
-    for step, path in all_steps(document):
-        if not _shaped(step):
-            continue  # the check of the list holding it reports what is wrong
-        if step["kind"] not in KINDS:
-            problems.append(
-                Problem(
-                    f"{path}/kind",
-                    f"step '{step['id']}': unknown kind '{step['kind']}' "
-                    f"(one of: {', '.join(KINDS)})",
-                    step["id"],
-                )
-            )
-            continue
-        kind_schema = {"$ref": f"#/definitions/{step['kind']}_step", **spec}
-        where = re.sub(r"/(\d+)", r"[\1]", path).lstrip("/").replace("/", ".")
-        message = json_schema.problem(kind_schema, step, where)
-        if message is not None:
-            problems.append(_schema_problem(message, step.get("id")))
-        elif step["kind"] == "cli":
-            problems += _command_problems(step, path)
-    if problems:
+    problems, skips = shape.shape_problems(document)
+    if skips is None:
         return problems
-    return checks.find_problems(document)
-
-
-def _part_problems(spec: dict[str, Any], workflow: dict[str, Any]) -> list[Problem]:
-    """`outputs` (in the form it is written in) and `defaults.retry`, each checked against
-    its own definition, like steps: the document's schema leaves them loose, which keeps
-    its compiled check small."""
-    parts = []
-    outputs = workflow.get("outputs")
-    if outputs is not None:
-        form = "schema_form" if workflow_outputs.is_schema_form(outputs) else "mapping"
-        parts.append((f"outputs_{form}", outputs, "workflow.outputs"))
-    retry = workflow.get("defaults", {}).get("retry")
-    if retry is not None:
-        parts.append(("retry", retry, "workflow.defaults.retry"))
-    problems = []
-    for definition, value, where in parts:
-        message = json_schema.problem({"$ref": f"#/definitions/{definition}", **spec}, value, where)
-        if message is not None:
-            problems.append(_schema_problem(message, None))
-    if outputs is not None and not problems:
-        problems += _required_outputs(outputs)
-    return problems
-
-
-def _required_outputs(outputs: dict[str, Any]) -> list[Problem]:
-    """Every name in the `required` of the outputs' schema form must be one of them."""
-    from checkpointflow.checks import Problem
-
-    names = {name for name, _, _ in workflow_outputs.entries(outputs)}
-    return [
-        Problem(
-            f"/workflow/outputs/required/{index}",
-            f"output '{name}' is required but is not one of the outputs' properties "
-            f"(known: {', '.join(sorted(names)) or 'none'})",
-        )
-        for index, name in enumerate(workflow_outputs.required(outputs))
-        if name not in names
-    ]
-
-
-def _command_problems(step: dict[str, Any], base: str) -> list[Problem]:
-    """A cli step has one of `command` (a script, or scripts run in sequence) and `argv`;
-    checked with each step's shape, so a step missing both is reported with the others."""
-    from checkpointflow.checks import Problem
-
-    step_id = step["id"]
-    if ("command" in step) == ("argv" in step):
-        return [
-            Problem(
-                base,
-                f"step '{step_id}': a cli step needs exactly one of command (shell text, or a "
-                "list of commands run in order) or argv (one program and its arguments)",
-                step_id,
-            )
-        ]
-    command = step.get("command")
-    items = command if isinstance(command, list) else []
-    return [
-        Problem(
-            f"{base}/command/{index}",
-            f"step '{step_id}': item {index} of command is blank; remove it",
-            step_id,
-        )
-        for index, item in enumerate(items)
-        if not item.strip()
-    ]
-
-
-def _shaped(step: Any) -> bool:
-    return (
-        isinstance(step, dict)
-        and isinstance(step.get("id"), str)
-        and isinstance(step.get("kind"), str)
-    )
-
-
-def all_steps(document: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
-    """Every step of a document, nested ones included, with its JSON path. Nested lists
-    are visited only under steps whose kind holds them, after their own shape is known."""
-    pending: list[tuple[str, list[Any]]] = [("/workflow/steps", document["workflow"]["steps"])]
-    while pending:
-        base, steps = pending.pop(0)
-        for index, step in enumerate(steps):
-            path = f"{base}/{index}"
-            yield step, path
-            if not _shaped(step):
-                continue
-            if step["kind"] == "foreach" and isinstance(step.get("body"), list):
-                pending.append((f"{path}/body", step["body"]))
-            if step["kind"] == "parallel" and isinstance(step.get("branches"), list):
-                for number, branch in enumerate(step["branches"]):
-                    if isinstance(branch, dict) and isinstance(branch.get("steps"), list):
-                        pending.append((f"{path}/branches/{number}/steps", branch["steps"]))
-
-
-def _schema_problem(message: str, step_id: str | None) -> Problem:
-    from checkpointflow.checks import Problem
-
-    name = message.split(" ", 1)[0]
-    path = re.sub(r"\[(\d+)\]", r"/\1", name.removeprefix("document")).replace(".", "/")
-    return Problem(path if path.startswith("/") else "/" + path, message, step_id)
+    return problems + checks.find_problems(document, skips)
 
 
 def raise_problems(problems: list[Problem], source: str) -> None:

@@ -247,7 +247,8 @@ class Session:
             store.note_process_group(group_file, group)
             noted.append(group)
 
-        with store.persisting(self.folder.path / stdout):
+        paths = (self.folder.path / stdout, self.folder.path / stderr)
+        with store.persisting(paths[0]), self.progress.live_output(effect, paths):
             outcome = effects.perform(
                 effect,
                 self.folder.run_id,

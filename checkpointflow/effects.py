@@ -16,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
+from checkpointflow import interruptions
 from checkpointflow.shell import value_variable
 from checkpointflow.state import RunCommand, SendRequest, Text
 
@@ -85,22 +86,17 @@ def perform(
         if problem:
             stderr.write(problem.encode() + b"\n")
             return CommandOutcome(None, False, 0, problem)
-        try:
-            process = subprocess.Popen(
-                [*effect.shell, "-c", effect.script],
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                cwd=cwd,
-                env=environment,
-                start_new_session=True,
-            )
-        except (OSError, ValueError) as error:
-            reason = _masked(_start_failure(error, effect, cwd), effect) or ""
+        process = _start([*effect.shell, "-c", effect.script], stdout, stderr, cwd, environment)
+        if not isinstance(process, subprocess.Popen):
+            reason = _masked(_start_failure(process, effect, cwd), effect) or ""
             stderr.write(reason.encode() + b"\n")
             return CommandOutcome(None, False, _since(started), reason)
-        if not _exits_within(process, QUICK_SECONDS):  # None: unknown, so assume it runs long
-            on_start(process.pid)
+        try:
+            if not _exits_within(process, QUICK_SECONDS):  # None: unknown, assume it runs long
+                on_start(process.pid)
+        except BaseException:
+            stop_process(process)
+            raise
         exit_code, timed_out = _wait(process, effect.timeout_seconds, stop)
         written = os.fstat(stdout.fileno()).st_size
     secrets = [os.environ[name].encode() for name in effect.secrets if os.environ[name]]
@@ -120,6 +116,32 @@ def _ended(process: subprocess.Popen[bytes], seconds: float) -> bool:
     except subprocess.TimeoutExpired:
         return False
     return True
+
+
+def _start(
+    argv: list[str], stdout: IO[bytes], stderr: IO[bytes], cwd: str | None, env: dict[str, str]
+) -> subprocess.Popen[bytes] | OSError | ValueError:
+    """Start a command in a process group of its own, or say why it could not start. A
+    signal that arrives meanwhile waits until the process exists, which is then stopped."""
+    process = None
+    try:
+        with interruptions.shielded():
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+    except (OSError, ValueError) as error:
+        return error
+    except interruptions.Interrupted:
+        if process is not None:
+            stop_process(process)
+        raise
+    return process
 
 
 def _exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool | None:

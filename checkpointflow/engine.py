@@ -37,9 +37,9 @@ def init(path: str, force: bool) -> Envelope:
         raise ValidationFailure(
             "ERR_FILE_EXISTS", f"{path} already exists; pass --force to overwrite it."
         )
-    from importlib import resources
+    from checkpointflow import editor
 
-    template = resources.files("checkpointflow").joinpath("templates/workflow.yaml").read_bytes()
+    template = editor.starter_workflow()
     with store.persisting(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(template)
@@ -109,7 +109,7 @@ def queued_envelope(run: dict[str, Any], queued: Queued) -> Envelope:
         exit_code=EXIT_WAITING,
         run=run,
         wait=envelope.wait_block(run) if run["status"] == "waiting" else None,
-        waits=envelope.wait_blocks(run) if run["status"] == "waiting" else None,
+        waits=envelope.wait_entries(run) if run["status"] == "waiting" else None,
         result={
             "queued": True,
             "answer_id": queued.id,
@@ -233,7 +233,7 @@ def refusal(command: str, error: CpfError, run_id: str | None = None) -> Envelop
     carried = getattr(error, "run", None)  # an interrupted run reports where it stopped
     if carried is not None:
         return envelope.for_error(command, error, carried)
-    if run_id is None:
+    if run_id is None or error.code == "ERR_RUN_AMBIGUOUS":  # no one run to report on
         return envelope.for_error(command, error)
     try:
         root = _root()
@@ -269,12 +269,22 @@ def read_json_input(text: str | None, code: str, option: str) -> Any:
     except RecursionError:
         raise ValidationFailure(code, f"{source} is JSON nested too deeply.") from None
     except ValueError as error:
-        raise ValidationFailure(code, f"{source} is not valid JSON: {error}.") from None
+        hint = _file_hint(text) if source == option else ""
+        raise ValidationFailure(code, f"{source} is not valid JSON: {error}.{hint}") from None
     if driver.nesting_depth(value) > MAX_INPUT_DEPTH:
         raise ValidationFailure(
             code, f"{source} is JSON nested deeper than {MAX_INPUT_DEPTH} levels."
         )
     return value
+
+
+def _file_hint(text: str) -> str:
+    """Inline text that names an existing file was meant to be read from it."""
+    try:
+        named = len(text) < 4096 and "\n" not in text and os.path.isfile(text)
+    except (OSError, ValueError):
+        named = False
+    return f" Did you mean @{text}? (an @ reads JSON from a file)" if named else ""
 
 
 def _read_file(source: str, option: str, code: str) -> str:

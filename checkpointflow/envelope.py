@@ -4,6 +4,10 @@ The five keys schema_version, ok, command, status and exit_code are always prese
 others (run_id, workflow_id, workflow_name, workflow_description, workflow_version,
 current_step_id, result, error, wait, waits, warnings) appear when they have a value, as in
 the published envelope schema.
+
+A waiting run is reported with each wait once: `wait` is the first pending wait in full
+(the 1.0.4 wait object), `waits` a short entry per pending wait (which one, and the
+command that answers it). A refusal carries the error and `waits`, not the full block.
 """
 
 from __future__ import annotations
@@ -50,9 +54,9 @@ def envelope(
         "workflow_version": run.get("workflow_version"),
         "current_step_id": run.get("current_step_id"),
         "result": result,
+        "error": error,  # before the waits: a refusal reads error first, then what to do
         "wait": wait,
         "waits": waits,
-        "error": error,
         "warnings": warnings or None,
     }
     return {
@@ -100,20 +104,41 @@ def for_run(
         result=run.get("result") if result is None else result,
         error=run.get("error") if status == "failed" else None,
         wait=wait_block(run) if status == "waiting" else None,
-        waits=wait_blocks(run) if status == "waiting" else None,
+        waits=wait_entries(run) if status == "waiting" else None,
         warnings=warnings,
     )
 
 
-def wait_blocks(run: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Every pending wait (several when branches or iterations wait at once)."""
-    waits = run.get("waits") or ([run["wait"]] if run.get("wait") else [])
-    return [_block(run["run_id"], wait) for wait in waits] or None
+def pending_waits(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every pending wait of a run (several when branches or iterations wait at once)."""
+    return list(run.get("waits") or ([run["wait"]] if run.get("wait") else []))
+
+
+def wait_entries(run: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A short entry per pending wait: which wait, what it asks, and how to answer it."""
+    return [_entry(run["run_id"], wait) for wait in pending_waits(run)] or None
 
 
 def wait_block(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The first pending wait in full: everything needed to answer it."""
     wait = run.get("wait")
     return _block(run["run_id"], wait) if wait else None
+
+
+def _entry(run_id: str, wait: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "wait_id": wait.get("wait_id") or wait["step_id"],
+        "step_id": wait["step_id"],
+        "event_name": wait["event_name"],
+        "audience": wait["audience"],
+    }
+    for key in ("prompt", "deadline"):
+        if wait.get(key) is not None:
+            entry[key] = wait[key]
+    if wait.get("token"):
+        entry["wait_token"] = wait["token"]
+    entry["resume"] = {"command": resume_command(run_id, wait["event_name"], wait.get("token"))}
+    return entry
 
 
 def _block(run_id: str, wait: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +178,10 @@ def for_error(
     run: dict[str, Any] | None = None,
     warnings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Report a refused or failed command; `run` adds what is known about the run."""
+    """Report a refused or failed command; `run` adds what is known about the run. A run
+    that still waits is shown by its short `waits` entries: the error says what was wrong,
+    the entries how to answer instead (an input that did not match a wait's schema gets
+    that schema in the error's details)."""
     return envelope(
         command,
         ok=False,
@@ -161,8 +189,7 @@ def for_error(
         exit_code=error.exit_code,
         run=run,
         error=error.to_json(),
-        wait=wait_block(run) if run and run.get("status") == "waiting" else None,
-        waits=wait_blocks(run) if run and run.get("status") == "waiting" else None,
+        waits=wait_entries(run) if run and run.get("status") == "waiting" else None,
         warnings=warnings,
     )
 

@@ -13,9 +13,13 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from checkpointflow.schema_words import Issue
 
 Validator = Callable[..., Any]
+Path = tuple[str | int, ...]
 
 _SKIPPED_IMPORTS = ("from fastjsonschema import", "from decimal import")
 _ENTRY = re.compile(r"^def (\w+)\(", re.MULTILINE)  # the first function is the entry point
@@ -74,21 +78,60 @@ def validator(schema: Any) -> Validator:
 
 
 def problem(schema: Any, value: Any, name: str) -> str | None:
-    """Why `value` does not match `schema` (the first problem found), or None."""
+    """Why `value` does not match `schema` (every reason, in words), or None."""
     return checked(schema, value, name)[1]
 
 
 def checked(schema: Any, value: Any, name: str) -> tuple[Any, str | None]:
     """`value` with the schema's `default`s filled in, and why it does not match, or None.
 
-    The caller's value is never modified.
+    `name` names the value where a reason is about the whole of it ("inputs must be an
+    object, found a list"). The caller's value is never modified.
     """
     try:
         return validator(schema)(copy.deepcopy(value), {}, name), None
     except SchemaViolation as violation:
-        return value, violation.message
+        reasons = _explained(schema, value, (), violation.message)
+        return value, "; ".join(reason.describe(name) for reason in reasons)
     except RecursionError:
         return value, f"{name} is nested too deeply to check"
+
+
+def issues(schema: Any, value: Any, at: Path = ()) -> list[Issue]:
+    """Every way `value` fails `schema`, with paths starting at `at`; [] when it matches.
+
+    The compiled check decides; only a value it refuses is walked to explain why.
+    """
+    try:
+        validator(schema)(copy.deepcopy(value), {}, "the value")
+    except SchemaViolation as violation:
+        return _explained(schema, value, at, violation.message)
+    except RecursionError:
+        from checkpointflow.schema_words import Issue
+
+        return [Issue(at, "is nested too deeply to check")]
+    return []
+
+
+def _explained(schema: Any, value: Any, at: Path, first: str) -> list[Issue]:
+    """The reasons in words; the compiled check's own message if the walk finds none
+    (a keyword it does not know), so a refusal always says something."""
+    from checkpointflow.schema_walk import explain
+    from checkpointflow.schema_words import Issue
+
+    try:
+        found = explain(schema, value, at, _matches_format)
+    except RecursionError:
+        found = []
+    return found or [Issue(at, f"does not match its schema ({first})")]
+
+
+def _matches_format(form: str, value: Any) -> bool:
+    try:
+        validator({"format": form})(value, {}, "value")
+    except (SchemaViolation, SchemaDefinitionProblem):
+        return False
+    return True
 
 
 def definition_problem(schema: Any) -> str | None:
@@ -109,7 +152,8 @@ def _generate(schema: Any) -> str:
 
     handlers = {scheme: _refuse_remote for scheme in ("http", "https", "file", "ftp", "")}
     try:
-        return str(fastjsonschema.compile_to_code(schema, handlers=handlers))
+        # a copy: the compiler rewrites the `$ref`s of the schema it is given
+        return str(fastjsonschema.compile_to_code(copy.deepcopy(schema), handlers=handlers))
     except SchemaDefinitionProblem:
         raise
     except Exception as error:  # the compiler raises many kinds for a bad schema
@@ -121,7 +165,9 @@ def _load(code: str) -> Validator:
     namespace: dict[str, Any] = {
         "JsonSchemaValueException": SchemaViolation,
         "JsonSchemaValuesException": SchemaViolation,
-        "Decimal": _NeverDecimal,  # JSON parsed by `json` never holds Decimal values
+        # JSON parsed by `json` never holds Decimal values; only a `multipleOf` that is not
+        # a whole number computes with them
+        "Decimal": _decimal() if "Decimal(" in source else _NeverDecimal,
     }
     exec(compile(source, "<compiled schema>", "exec"), namespace)
     entry = _ENTRY.search(source)
@@ -129,6 +175,12 @@ def _load(code: str) -> Validator:
         raise SchemaDefinitionProblem("the schema compiler produced no validator")
     validate: Validator = namespace[entry.group(1)]
     return validate
+
+
+def _decimal() -> type:
+    from decimal import Decimal
+
+    return Decimal
 
 
 def packaged(name: str) -> Any:

@@ -1,10 +1,16 @@
 """`cpf logs`: a run's events as short readable rows, a step attempt's captured output,
-and following a running run until it waits or ends.
+and following a running run (its events and its running steps' output) until it waits or
+ends.
+
+Besides one row per event, the rows say when a step started (its command began, after any
+retry backoff) and when a wait began: those are not events in the log, they follow from
+replaying it, and carry the `seq` of the event they follow.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -16,10 +22,21 @@ import attrs
 from checkpointflow import history, store
 from checkpointflow.errors import CpfError, ValidationFailure
 from checkpointflow.interpreter import advance
+from checkpointflow.live_output import LiveOutput
 from checkpointflow.model import Workflow
-from checkpointflow.state import RUNNING, RunState, event_from_record
+from checkpointflow.state import (
+    RUNNING,
+    Effect,
+    RunCommand,
+    RunState,
+    SendRequest,
+    event_from_record,
+    flight,
+)
+from checkpointflow.timestamps import from_millis, to_millis
 
 Row = dict[str, Any]
+STARTED, WAITING = "step_started", "waiting"  # rows that follow from the log
 DEFAULT_MAX_BYTES = 64 * 1024
 POLL_SECONDS = 0.2
 _SEGMENT = r"[A-Za-z_][A-Za-z0-9_-]{0,127}(?:\[\d{1,9}\])*"
@@ -28,19 +45,23 @@ _OUTPUT_SPEC = re.compile(r"(?P<step>[^:]+)(?::(?P<attempt>\d+))?")
 
 
 class Narrator:
-    """Replays a log record by record, to tell which step each event belongs to."""
+    """Replays a log record by record, to tell which step each event belongs to, which
+    steps it started and which waits it began."""
 
     def __init__(self, workflow: Workflow | None) -> None:
         self.workflow = workflow
         self.state: RunState | None = None
+        self.commands: dict[str, RunCommand] = {}  # running attempts (build#2) and commands
 
-    def row(self, record: dict[str, Any]) -> Row:
+    def rows(self, record: dict[str, Any]) -> list[Row]:
+        """The event's row, then the rows of the steps it started and the waits it began."""
         payload = record.get("payload") or {}
         step_id = payload.get("step_id") or payload.get("wait_id")
         if step_id is None and self.state is not None and record.get("type") != "run_started":
             step_id = self.state.current_step_id
-        self._advance(record)
-        return {
+        before = _wait_names(self.state)
+        work = self._advance(record)
+        row = {
             "seq": record.get("seq"),
             "type": record.get("type"),
             "at": record.get("at"),
@@ -48,14 +69,72 @@ class Narrator:
             "actor": payload.get("actor"),
             "summary": describe(record.get("type"), payload),
         }
+        return [row, *self._started(record, work), *self._waiting(record, before)]
 
-    def _advance(self, record: dict[str, Any]) -> None:
+    def _advance(self, record: dict[str, Any]) -> tuple[Effect, ...]:
         if self.workflow is None:
-            return
+            return ()
         try:
-            self.state, _ = advance(self.workflow, self.state, event_from_record(record))
+            self.state, work = advance(self.workflow, self.state, event_from_record(record))
         except (CpfError, KeyError, TypeError):
             self.workflow = None  # cannot follow the log further; rows keep their payloads
+            return ()
+        running = self.state.in_flight
+        self.commands = {name: c for name, c in self.commands.items() if name in running}
+        return work
+
+    def _started(self, record: dict[str, Any], work: tuple[Effect, ...]) -> list[Row]:
+        rows = []
+        for effect in work:
+            if not isinstance(effect, RunCommand | SendRequest):
+                continue
+            if isinstance(effect, RunCommand):
+                self.commands[flight(effect.step_id, effect.attempt)] = effect
+            backoff = f" after {effect.delay_seconds:g}s backoff" if effect.delay_seconds else ""
+            at = _later(record.get("at"), effect.delay_seconds)
+            summary = f"attempt {effect.attempt} started{backoff}"
+            rows.append(_derived(record, STARTED, at, effect.step_id, summary))
+        return rows
+
+    def _waiting(self, record: dict[str, Any], before: set[tuple[str, str]]) -> list[Row]:
+        rows = []
+        for wait in self.state.waits if self.state is not None else ():
+            if _wait_name(wait) in before:
+                continue
+            until = f" until {wait['deadline']}" if wait.get("deadline") else ""
+            summary = f"waiting for event {wait['event_name']} from {wait['audience']}{until}"
+            at = wait.get("since") or record.get("at")
+            rows.append(_derived(record, WAITING, at, wait["wait_id"], summary))
+        return rows
+
+
+def _derived(record: dict[str, Any], kind: str, at: Any, step_id: str, summary: str) -> Row:
+    return {
+        "seq": record.get("seq"),
+        "type": kind,
+        "at": at,
+        "step_id": step_id,
+        "actor": None,
+        "summary": summary,
+    }
+
+
+def _wait_names(state: RunState | None) -> set[tuple[str, str]]:
+    return {_wait_name(wait) for wait in state.waits} if state is not None else set()
+
+
+def _wait_name(wait: dict[str, Any]) -> tuple[str, str]:
+    """A wait by its id and token: a step waiting again (a loop) is a new wait."""
+    return wait["wait_id"], str(wait.get("token") or wait.get("since"))
+
+
+def _later(at: Any, seconds: float) -> Any:
+    if not seconds or not isinstance(at, str):
+        return at
+    try:
+        return from_millis(to_millis(at) + round(seconds * 1000))
+    except ValueError:
+        return at
 
 
 def describe(kind: Any, payload: dict[str, Any]) -> str:
@@ -109,9 +188,11 @@ def _short(value: Any, limit: int = 120) -> str:
 
 
 def human_line(row: Row) -> str:
+    """A row as a line; rows that are not events in the log show no sequence number."""
     actor = f" (by {row['actor']})" if row.get("actor") else ""
+    seq = "" if row["type"] in (STARTED, WAITING) else row["seq"]
     return (
-        f"{row['seq']:>5}  {row['at']}  {row['type']:<15} {row['step_id'] or '-':<20} "
+        f"{seq:>5}  {row['at']}  {row['type']:<15} {row['step_id'] or '-':<20} "
         f"{row['summary']}{actor}"
     )
 
@@ -198,24 +279,72 @@ def _captured(path: Path, max_bytes: int) -> Row:
 def follow(
     folder: store.RunFolder,
     narrator: Narrator,
-    offset: int,
     timeout: float,
     emit: Callable[[Row], None],
+    output: LiveOutput,
+    step_id: str | None = None,
 ) -> tuple[list[Row], str | None]:
-    """New events as they are logged, until the run stops running; and why it stopped
-    early (no process advancing the run, or the timeout), if it did."""
+    """Every row of the run's log, each emitted as it comes, with the output of the steps
+    (of `step_id`, if given) running meanwhile, until the run stops running; and why it
+    stopped early (no process advancing the run, or the timeout), if it did."""
     rows: list[Row] = []
+    followed = RunningSteps(folder, narrator, output, step_id)
     deadline = time.monotonic() + timeout
-    while True:
-        advancing = store.is_locked(folder)
-        records, offset = store.read_events(folder, offset)
-        for record in records:
-            rows.append(narrator.row(record))
-            emit(rows[-1])
-        if narrator.state is None or narrator.state.status != RUNNING:
-            return rows, None
-        if not advancing:
-            return rows, f"No process is advancing run {folder.run_id}; stopped following."
-        if time.monotonic() >= deadline:
-            return rows, f"Stopped following after {timeout:g} s; the run is still running."
-        time.sleep(POLL_SECONDS)
+    offset = 0
+    try:
+        while True:
+            advancing = store.is_locked(folder)  # before reading: its last events are in
+            records, offset = store.read_events(folder, offset)
+            for record in records:
+                found = narrator.rows(record)
+                followed.catch_up()  # the output of the steps this event ended, before it
+                for row in found:
+                    rows.append(row)
+                    emit(row)
+                followed.catch_up()  # the steps it started
+            output.poll()
+            if narrator.state is None or narrator.state.status != RUNNING:
+                return rows, None
+            if not advancing:
+                return rows, f"No process is advancing run {folder.run_id}; stopped following."
+            if time.monotonic() >= deadline:
+                return rows, f"Stopped following after {timeout:g} s; the run is still running."
+            time.sleep(POLL_SECONDS)
+    finally:
+        followed.close()
+
+
+class RunningSteps:
+    """Follows the output files of every command the run has running, as the log says."""
+
+    def __init__(
+        self, folder: store.RunFolder, narrator: Narrator, output: LiveOutput, step_id: str | None
+    ) -> None:
+        self.folder = folder
+        self.narrator = narrator
+        self.output = output
+        self.step_id = step_id
+        self.names: set[str] = set()
+
+    def catch_up(self) -> None:
+        """Finish the attempts that ended (showing the rest of their output), follow the
+        ones that began."""
+        running = {
+            name: command
+            for name, command in self.narrator.commands.items()
+            if self.step_id is None or command.step_id == self.step_id
+        }
+        for name in sorted(self.names - running.keys()):
+            self.output.finish(name)
+        for name in sorted(running.keys() - self.names):
+            command = running[name]
+            files = self.folder.output_files(command.step_id, command.attempt)
+            paths = tuple(self.folder.path / file for file in files)
+            secrets = tuple(os.environ.get(secret, "") for secret in command.secrets)
+            self.output.follow(name, command.step_id, paths, secrets)
+        self.names = set(running)
+
+    def close(self) -> None:
+        for name in sorted(self.names):
+            self.output.finish(name)
+        self.names = set()

@@ -106,26 +106,26 @@ def logs(
 def _event_rows(
     root: Path, folder: store.RunFolder, step_id: str | None, follow: bool, timeout: float
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The run's events (of one step); with `follow`, also those logged until the run
-    stops running, each shown on stderr as it comes."""
+    """The run's rows (of one step); with `follow`, also those logged until the run stops
+    running, each shown on stderr as it comes, with the lines its running steps print."""
     from checkpointflow import logs as run_logs
 
     def wanted(row: dict[str, Any]) -> bool:
         return step_id is None or row["step_id"] == step_id
 
     def show(row: dict[str, Any]) -> None:
-        if follow and wanted(row):
+        if wanted(row):
             _to_stderr(run_logs.human_line(row))
 
     narrator = run_logs.narrator_for(root, folder)
-    records, offset = store.read_events(folder)
-    rows = [narrator.row(record) for record in records]
-    for row in rows:
-        show(row)
-    note = None
-    if follow:
-        more, note = run_logs.follow(folder, narrator, offset, timeout, show)
-        rows += more
+    if not follow:
+        records, _ = store.read_events(folder)
+        rows = [row for record in records for row in narrator.rows(record)]
+        return [row for row in rows if wanted(row)], []
+    from checkpointflow.live_output import LiveOutput
+
+    output = LiveOutput(lambda key, text: _to_stderr(f"{key} | {text}"), colour=False)
+    rows, note = run_logs.follow(folder, narrator, timeout, show, output, step_id)
     return [row for row in rows if wanted(row)], [note] if note else []
 
 
@@ -309,18 +309,34 @@ def import_run(path: str) -> Envelope:
     return _done("import", result, run=run)
 
 
-def complete_run_ids(prefix: str) -> list[str]:
-    """Run ids starting with `prefix`, for shell completion; never raises."""
+def complete_run_ids(prefix: str, described: int = 50) -> list[tuple[str, str]]:
+    """`last` and the run ids starting with `prefix`, newest first, for shell completion,
+    each with its workflow and status when there are few; never raises."""
+    from checkpointflow import catalog
+
+    root = store.state_root()
+    try:
+        ids = sorted(
+            (f.run_id for f in catalog.run_folders(root) if f.run_id.startswith(prefix)),
+            reverse=True,
+        )
+        last = [(catalog.LAST, "the run started last")] if catalog.LAST.startswith(prefix) else []
+        return last + [
+            (run_id, _about(root, run_id) if len(ids) <= described else "") for run_id in ids
+        ]
+    except (CpfError, OSError):
+        return []
+
+
+def _about(root: Path, run_id: str) -> str:
+    """`release waiting`: a run's workflow and status, from its summary."""
     from checkpointflow import catalog
 
     try:
-        return sorted(
-            folder.run_id
-            for folder in catalog.run_folders(store.state_root())
-            if folder.run_id.startswith(prefix)
-        )
+        summary = catalog.summary_of(root, store.RunFolder(run_id, root / "runs" / run_id))
     except (CpfError, OSError):
-        return []
+        return ""
+    return f"{summary.get('workflow_id') or ''} {summary.get('status') or ''}".strip()
 
 
 # --- reconcile -----------------------------------------------------------------------
@@ -352,5 +368,5 @@ def reconcile(run_id: str, keep: str | None, actor: str | None) -> Envelope:
         run=run,
         result=result,
         wait=envelope.wait_block(run) if waiting else None,
-        waits=envelope.wait_blocks(run) if waiting else None,
+        waits=envelope.wait_entries(run) if waiting else None,
     )

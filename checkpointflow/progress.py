@@ -1,7 +1,10 @@
-"""Human progress on stderr: what started, what finished, how long it took.
+"""Human progress on stderr: what started, what finished, how long it took, and (live
+output) the lines running steps print.
 
 stdout belongs to the envelope. Progress is silenced by `--quiet` or `LLM=true`, and is
-coloured only when stderr is a terminal and NO_COLOR is unset.
+coloured only when stderr is a terminal and NO_COLOR is unset. Live output is on when
+stderr is a terminal, or when asked for (`--live`, CPF_LIVE=1); `--no-live` or CPF_LIVE=0
+turn it off.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import contextlib
 import os
 import sys
 import threading
-from typing import TextIO
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from checkpointflow.state import (
     COMPLETED,
@@ -22,15 +27,42 @@ from checkpointflow.state import (
     StepFinished,
 )
 
+if TYPE_CHECKING:
+    from checkpointflow.live_output import LiveOutput
+
 _GREEN, _RED, _YELLOW, _DIM, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_live_choice: list[bool] = []  # --live / --no-live, as the command line chose
 
 
 class Progress:
-    def __init__(self, enabled: bool, color: bool, stream: TextIO) -> None:
+    def __init__(self, enabled: bool, color: bool, stream: TextIO, live: bool = False) -> None:
         self.enabled = enabled
         self.color = color
         self.stream = stream
         self.lock = threading.Lock()  # steps of parallel branches report from worker threads
+        self.live: LiveOutput | None = None
+        if enabled and live:
+            from checkpointflow.live_output import LiveOutput
+
+            self.live = LiveOutput(self.output_line, color)
+
+    def output_line(self, key: str, text: str) -> None:
+        """One line a step printed, whole, after its step key."""
+        label = f"{_DIM}{key} |{_RESET}" if self.color else f"{key} |"
+        with self.lock, contextlib.suppress(OSError):
+            self.stream.write(f"{label} {text}\n" if text else f"{label}\n")
+            self.stream.flush()
+
+    def live_output(
+        self, effect: RunCommand, paths: tuple[Path, Path]
+    ) -> AbstractContextManager[None]:
+        """While the context lasts, what the command writes to `paths` is shown live."""
+        if self.live is None:
+            return contextlib.nullcontext()
+        secrets = tuple(os.environ.get(name, "") for name in effect.secrets)
+        attempt = f"{effect.step_id}#{effect.attempt}"
+        return self.live.following(attempt, effect.step_id, paths, secrets)
 
     def _say(self, text: str, color: str = "") -> None:
         if not self.enabled:
@@ -83,6 +115,20 @@ class Progress:
 
 
 def progress_for(quiet: bool, stream: TextIO = sys.stderr) -> Progress:
-    silenced = quiet or os.environ.get("LLM", "").strip().lower() in ("1", "true", "yes")
-    color = stream.isatty() and "NO_COLOR" not in os.environ
-    return Progress(not silenced, color, stream)
+    silenced = quiet or os.environ.get("LLM", "").strip().lower() in _YES
+    terminal = stream.isatty()
+    color = terminal and "NO_COLOR" not in os.environ
+    return Progress(not silenced, color, stream, live=_live_wanted(terminal))
+
+
+def choose_live(live: bool) -> None:
+    """The command line's --live (True) or --no-live (False); it outranks CPF_LIVE."""
+    _live_choice[:] = [live]
+
+
+def _live_wanted(terminal: bool) -> bool:
+    """--live/--no-live, else CPF_LIVE, else whether stderr is a terminal."""
+    if _live_choice:
+        return _live_choice[0]
+    setting = os.environ.get("CPF_LIVE", "").strip().lower()
+    return True if setting in _YES else False if setting in _NO else terminal

@@ -115,13 +115,18 @@ def create_run(root: Path, run_id: str, workflow_bytes: bytes) -> RunFolder:
 GIT_ATTRIBUTES = b"events.jsonl merge=union\n"
 
 
-def find_run(root: Path, run_id: str) -> RunFolder:
-    """The folder of an existing run; an id that is not a valid id is never used as a path."""
+def require_id_shape(run_id: str) -> None:
+    """Refuse text that is not shaped like a run id, so it is never used as a path."""
     if not RUN_ID_PATTERN.fullmatch(run_id):
         raise ValidationFailure(
             "ERR_RUN_NOT_FOUND",
             f"No run with id {run_id[:200]!r}: run ids are letters, digits, '_' and '-'.",
         )
+
+
+def find_run(root: Path, run_id: str) -> RunFolder:
+    """The folder of an existing run; an id that is not a valid id is never used as a path."""
+    require_id_shape(run_id)
     folder = RunFolder(run_id, _runs_dir(root) / run_id)
     if not (folder.events_file.is_file() or folder.state_file.is_file()):
         raise ValidationFailure(

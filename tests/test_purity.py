@@ -23,6 +23,9 @@ PURE_MODULES = [
     "tokens",
     "workflow_outputs",
     "addresses",
+    "schema_words",
+    "schema_walk",
+    "text_format",  # not core, but a pure function of the envelope all the same
 ]
 FORBIDDEN = {
     "os",

@@ -25,6 +25,7 @@ COMMANDS = [
     "inspect",
     "cancel",
     "guide",
+    "schema",
     "recover",
     "tick",
     "retry",

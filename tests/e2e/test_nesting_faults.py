@@ -82,48 +82,6 @@ def read_state(cpf, run_id: str) -> dict:
     return json.loads((cpf.run_folder(run_id) / "state.json").read_text())
 
 
-PAIR = """\
-schema_version: checkpointflow/v1
-workflow:
-  id: pair
-  steps:
-    - id: both
-      kind: parallel
-      branches:
-        - {id: a, steps: [{id: nap, kind: cli, command: 'sleep 300'}]}
-        - {id: b, steps: [{id: nap, kind: cli, command: 'sleep 300'}]}
-"""
-
-
-def test_ctrl_c_stops_every_running_branch_at_once(cpf):
-    cpf.write("pair.yaml", PAIR)
-    process = subprocess.Popen(
-        [CPF, "run", "-f", "pair.yaml", "-q"],
-        cwd=cpf.cwd,
-        env=cpf.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    runs = cpf.root / "runs"
-    deadline = time.monotonic() + 30
-    pid_files: list = []
-    while len(pid_files) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-        pid_files = list(runs.glob("*/steps/*/1.pid")) if runs.exists() else []
-    groups = [int(path.read_text()) for path in pid_files]
-    assert len(groups) == 2
-    process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=120)  # a hang guard: the commands take 300 s
-    assert process.returncode == 30
-    assert json.loads(out)["error"]["code"] == "ERR_INTERRUPTED"
-    for group in groups:
-        alive = (
-            Path(f"/proc/{group}").exists()
-            and "Z" not in Path(f"/proc/{group}/stat").read_text().split()[2]
-        )
-        assert not alive
-
-
 FAIL_FAST = """\
 schema_version: checkpointflow/v1
 workflow:

@@ -70,7 +70,7 @@ def test_a_token_answers_its_wait_once_even_when_a_loop_returns_to_the_step(cpf)
     )
     assert (stale.exit_code, stale.error_code) == (10, "ERR_STALE_WAIT")
     assert reviews(cpf) == 1
-    assert stale.envelope["wait"]["wait_token"] == second  # still waiting, unchanged
+    assert stale.envelope["waits"][0]["wait_token"] == second  # still waiting, unchanged
 
     for token in ("not-a-token", "0" * 32):
         foreign = cpf("resume", "--run-id", run_id, "--event", "verdict", "--token", token)
@@ -294,7 +294,8 @@ def test_logs_show_who_did_what(cpf):
     run_id = cpf("run", "-f", "flow.yaml", "--actor", "ci-bot").envelope["run_id"]
     cpf("resume", "--run-id", run_id, "--event", "approval", "--actor", "alice")
     rows = cpf("logs", "--run-id", run_id).envelope["result"]["events"]
-    assert [(row["type"], row["actor"]) for row in rows][:2] == [
+    assert [(row["type"], row["actor"]) for row in rows][:3] == [
         ("run_started", "ci-bot"),
+        ("waiting", None),  # not an event: nobody did it
         ("event_received", "alice"),
     ]

@@ -1,6 +1,7 @@
 """A refused command that names a run says where that run really stands (its run_id,
 status and waits), whatever was wrong with the rest of the command line or its input,
-with the exit code documented for the problem; and it changes nothing."""
+with the exit code documented for the problem; and it changes nothing. A refusal is
+short: the error and one entry per pending wait, not the whole wait block."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ def test_a_refusal_reports_the_runs_real_status(cpf, waiting, args, exit_code, c
     assert (envelope["ok"], envelope["command"]) == (False, command)
     assert (envelope["run_id"], envelope["status"]) == (waiting, "waiting")
     assert (envelope["workflow_id"], envelope["workflow_name"]) == ("patient", "Patient")
-    assert envelope["wait"]["event_name"] == "go" and envelope["wait"]["resume"]["command"]
+    [entry] = envelope["waits"]  # what is needed to answer instead, once
+    assert entry["event_name"] == "go" and entry["resume"]["command"].startswith("cpf resume")
+    assert "wait" not in envelope
     done = cpf("resume", "--run-id", waiting, "--event", "go", "--input", '{"n": 7}')
     assert (done.exit_code, done.envelope["result"]) == (0, 7)  # nothing changed before
 
@@ -103,3 +106,10 @@ def test_a_refusal_without_a_run_is_unchanged(cpf):
     refused = cpf("list", "--run-id", "x")
     assert (refused.exit_code, refused.error_code) == (10, "ERR_USAGE")
     assert "run_id" not in refused.envelope and "warnings" not in refused.envelope
+
+
+def test_a_refusal_of_an_answer_carries_the_schema_once(cpf, waiting):
+    refused = cpf("resume", "--run-id", waiting, "--event", "go", "--input", '{"n": "x"}')
+    assert refused.envelope["error"]["details"]["input_schema"]["required"] == ["n"]
+    assert refused.stdout.count('"input_schema"') == 1
+    assert refused.stdout.count("cpf resume --run-id") == 1

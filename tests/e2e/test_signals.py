@@ -223,10 +223,27 @@ def test_a_signal_to_a_command_that_advances_no_run_is_reported(cpf):
     interrupted(cpf.finish(runner), "SIGTERM")
 
 
+def leftovers(cpf) -> list[str]:
+    """Processes still running with this test's state root in their environment: steps
+    that a stopped `cpf` left behind (zombies awaiting their parent do not count)."""
+    marker = f"CHECKPOINTFLOW_BASE_DIR={cpf.root}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                stat = (environ.parent / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append((environ.parent / "cmdline").read_bytes().decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
 def test_stdout_holds_one_envelope_even_when_the_signal_comes_first(cpf):
-    """A signal at any early moment of `cpf run` still yields exactly one envelope."""
+    """A signal at any early moment of `cpf run` (starting up, starting a step's process)
+    still yields exactly one envelope and leaves no step running."""
     cpf.write("long.yaml", LONG)
-    for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4):
         process = cpf.start("run", "-f", "long.yaml", "-q")
         time.sleep(delay)
         process.send_signal(signal.SIGTERM)
@@ -241,3 +258,4 @@ def test_stdout_holds_one_envelope_even_when_the_signal_comes_first(cpf):
 
         result = check_output(process.returncode, stdout, stderr)
         assert result.envelope["error"]["code"] == "ERR_INTERRUPTED"
+        assert leftovers(cpf) == []

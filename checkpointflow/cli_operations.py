@@ -247,8 +247,9 @@ def import_command(archive: str) -> Envelope:
 )
 @click.option("--actor", default=None, help="Who is acting, for the record.")
 def reconcile(run_id: str, keep: str | None, actor: str | None) -> Envelope:
-    """Make a run folder that two copies wrote (a git merge) one history again: keep one,
-    record what the other did in a history_merged event."""
+    """Keep one history of a run merged from two copies (git).
+
+    The other copy's events and output files are recorded in a history_merged event."""
     from checkpointflow import operations
 
     return operations.reconcile(run_id, keep, actor)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conftest import CPF
 from e2e_helpers import doc, start
 from ops_helpers import holding_lock
 
@@ -195,6 +196,20 @@ def test_two_answers_to_one_wait_end_with_one_applied_and_one_stale(cpf):
     assert inbox(cpf, run_id) == []
     rows = cpf("logs", "--run-id", run_id).envelope["result"]["events"]
     assert [row["type"] for row in rows][-2:] == ["event_received", "answer_stale"]
+
+
+def test_a_queued_answer_in_text_says_it_is_not_applied_yet(cpf):
+    run_id = start(cpf, ONE_WAIT).envelope["run_id"]
+    with holding_lock(cpf.run_folder(run_id)):
+        process = subprocess.run(
+            [CPF, "resume", "--run-id", run_id, "--event", "go", "--input", '{"n": 1}', "-q"],
+            cwd=cpf.cwd, env={**cpf.env, "CPF_FORMAT": "text"}, capture_output=True, text=True,
+            timeout=GUARD, check=False,
+        )  # fmt: skip
+    assert process.returncode == 40
+    assert "answer to ask queued: the run is busy" in process.stdout
+    assert f"cpf logs --run-id {run_id}" in process.stdout
+    assert "next: cpf resume" not in process.stdout
 
 
 def test_answers_queued_before_a_resume_come_first(cpf):

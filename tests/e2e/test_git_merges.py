@@ -265,3 +265,23 @@ def test_an_output_file_both_sides_wrote_keeps_each_version(cpf, tmp_path):
     done = clones.cpf_b("resume", "--run-id", clones.run_id, "--event", "confirm", "-q")
     assert done.envelope["result"] == "approve"
     check_run_folders(clones.b)
+
+
+def test_a_state_json_of_another_history_is_refused_and_rebuilt_by_reconcile(cpf):
+    """The checkpoint says its last event is one the log does not hold at that place
+    (here: the same event at another time), as when state.json and events.jsonl come
+    from two copies: readers refuse, and reconcile rebuilds the state from the log."""
+    cpf.write("ship.yaml", doc(SHIP))
+    run_id = cpf("run", "-f", "ship.yaml", "-q").envelope["run_id"]
+    log = cpf.run_folder(run_id) / "events.jsonl"
+    data = log.read_bytes()
+    record = json.loads(data.splitlines()[-1])
+    at = record["at"]  # ...T10:00:00.123Z: another millisecond, same length
+    changed = at[:-2] + ("8" if at[-2] == "9" else "9") + "Z"
+    log.write_bytes(data.replace(f'"at":"{at}"'.encode(), f'"at":"{changed}"'.encode()))
+    message = refused_as_diverged(cpf, run_id, "status")
+    assert "state.json is the checkpoint of event 1" in message
+    fixed = cpf("reconcile", "--run-id", run_id)
+    assert fixed.exit_code == 0 and fixed.envelope["result"] == {"reconciled": False}
+    assert cpf("status", "--run-id", run_id).envelope["status"] == "waiting"
+    assert cpf("verify", "--run-id", run_id).exit_code == 0

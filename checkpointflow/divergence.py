@@ -59,8 +59,8 @@ def out_of_order(run_id: str, expected: int, found: int, offset: int) -> Persist
     if found < expected:
         return diverged(
             run_id,
-            f"events.jsonl goes back to seq {found} at byte {offset} after seq {expected - 1} "
-            "(two logs joined end to end, as a union merge does)",
+            f"events.jsonl counts again from seq {found} at byte {offset}, after seq "
+            f"{expected - 1} (two logs joined end to end, as a union merge does)",
         )
     return damaged(run_id, f"seq {found} at byte {offset} follows seq {expected - 1}")
 

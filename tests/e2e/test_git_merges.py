@@ -161,6 +161,9 @@ def test_a_union_merge_is_found_by_every_reader_and_reconciled(cpf, tmp_path):
     clones.pull()  # the run's .gitattributes makes git keep both logs
     run_id, b = clones.run_id, clones.cpf_b
     assert "union merge" in refused_as_diverged(b, run_id, "status")
+    listed = b("list")  # reads summaries; the run's own is in conflict, so it says why
+    assert listed.envelope["result"]["runs"] == []
+    assert "holds two histories" in listed.envelope["warnings"][0]
     for command in (("inspect",), ("logs",), ("cancel",), ("recover",)):
         refused_as_diverged(b, run_id, *command)
     refused_as_diverged(b, run_id, "resume", "--event", "confirm")

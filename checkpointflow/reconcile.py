@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from checkpointflow import divergence, history, store
+from checkpointflow import divergence, history, interruptions, store
 from checkpointflow.errors import PersistenceFailure, ValidationFailure
 from checkpointflow.state import (
     HistoryMerged,
@@ -43,23 +43,26 @@ class Plan:
     dropped: tuple[bytes, ...]
 
 
-def reconcile(root: Path, folder: store.RunFolder, keep: str | None, at: str, actor: str) -> Any:
+def reconcile(
+    root: Path, folder: store.RunFolder, keep: str | None, at: str, actor: str
+) -> tuple[RunState, HistoryMerged | None]:
     """Within the run's lock: keep one history and record the other; returns the rebuilt
-    state and the history_merged event (None when there was nothing to reconcile)."""
+    state and the history_merged event (None when there was nothing to record)."""
     plan = plan_for(folder, keep)
     records = [_record(line) for line in plan.lines]
     kept_state = history.fold(root, folder, map(event_from_record, records))
     seq = len(records) + 1
-    files = _set_aside(folder, plan, records, kept_state, seq)
-    if plan.kept == "log" and not files:
-        return _rewrite(folder, plan.lines, kept_state), None
-    event = HistoryMerged(
-        plan.kept, tuple(_record(line) for line in plan.dropped), tuple(files), at, actor
-    )
-    record = event_to_record(event, seq, store.EVENT_SCHEMA)
-    state = history.fold(root, folder, [event], kept_state)
-    line = store.utf8(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-    return _rewrite(folder, (*plan.lines, line), state), event
+    with interruptions.shielded():  # a stop never leaves files set aside without a record
+        files = _set_aside(folder, plan, records, kept_state, seq)
+        if plan.kept == "log" and not files:
+            return _rewrite(folder, plan.lines, kept_state), None
+        event = HistoryMerged(
+            plan.kept, tuple(_record(line) for line in plan.dropped), tuple(files), at, actor
+        )
+        record = event_to_record(event, seq, store.EVENT_SCHEMA)
+        state = history.fold(root, folder, [event], kept_state)
+        line = store.utf8(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        return _rewrite(folder, (*plan.lines, line), state), event
 
 
 def plan_for(folder: store.RunFolder, keep: str | None) -> Plan:

@@ -33,9 +33,6 @@ from checkpointflow.timestamps import to_millis
 if TYPE_CHECKING:
     from checkpointflow.driver import Session
 
-Refusal = ValidationFailure | RuntimeFailure  # what `advance` raises for an unfit answer
-
-
 @attrs.frozen(slots=False)
 class Queued:
     """An answer stored in the inbox, and the run as it stood when it was checked."""
@@ -110,6 +107,7 @@ def too_late(event: EventReceived, refusal: CpfError) -> CpfError:
 
 
 def stale(event: EventReceived, refusal: CpfError) -> AnswerStale:
+    """The record of a queued answer that was not applied: all of it, and why."""
     assert event.queued is not None
     return AnswerStale(
         event_name=event.event_name,

@@ -33,6 +33,7 @@ from checkpointflow.timestamps import to_millis
 if TYPE_CHECKING:
     from checkpointflow.driver import Session
 
+
 @attrs.frozen(slots=False)
 class Queued:
     """An answer stored in the inbox, and the run as it stood when it was checked."""

@@ -1,4 +1,5 @@
-"""Commands for operating runs: list, logs, flows, graph, delete, gc, verify, export, import.
+"""Commands for operating runs: list, logs, flows, graph, delete, gc, verify, reconcile,
+export, import.
 
 Each parses its options and calls one function of `operations.py`, which returns the
 envelope. Engine modules are imported inside each command to keep start-up fast.
@@ -236,7 +237,36 @@ def import_command(archive: str) -> Envelope:
     return operations.import_run(archive)
 
 
-COMMANDS = (list_command, logs, flows, graph, delete, gc, verify, export, import_command)
+@click.command()
+@run_id_option()
+@click.option(
+    "--keep",
+    type=click.Choice(["ours", "theirs"]),
+    default=None,
+    help="Which history to keep when the log holds two (git's ours and theirs).",
+)
+@click.option("--actor", default=None, help="Who is acting, for the record.")
+def reconcile(run_id: str, keep: str | None, actor: str | None) -> Envelope:
+    """Keep one history of a run merged from two copies (git).
+
+    The other copy's events and output files are recorded in a history_merged event."""
+    from checkpointflow import operations
+
+    return operations.reconcile(run_id, keep, actor)
+
+
+COMMANDS = (
+    list_command,
+    logs,
+    flows,
+    graph,
+    delete,
+    gc,
+    verify,
+    reconcile,
+    export,
+    import_command,
+)
 
 
 def register(group: click.Group) -> None:

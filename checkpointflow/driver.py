@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkpointflow import document, effects, interruptions, store
+from checkpointflow import answers, document, effects, interruptions, store
 from checkpointflow.composition import Tree
 from checkpointflow.errors import (
+    CpfError,
     Interruption,
     LockConflict,
     RuntimeFailure,
@@ -34,6 +35,7 @@ from checkpointflow.history import (
     sub_workflows_differ,
     summary_of,
 )
+from checkpointflow.inbox import Inbox
 from checkpointflow.interpreter import advance, frame_is_open, overdue_waits, wait_deadline
 from checkpointflow.model import Workflow
 from checkpointflow.progress import Progress
@@ -69,6 +71,7 @@ OPPORTUNISTIC_OUTPUT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 2000
 MAX_WORKERS = 64  # effects performed at once; the workflow's own limits are usually lower
 MAX_JSON_DEPTH = 200  # deeper inputs and outputs are refused before they reach the run
+ANSWER_POLL_SECONDS = 0.2  # how often a run with pending waits looks for queued answers
 
 
 def now() -> str:
@@ -93,6 +96,9 @@ class Session:
         self.saved_at = time.monotonic()
         self.latest: RunState | None = None  # the state after the last event in the log
         self.stops: dict[str, threading.Event] = {}  # attempt in flight -> "stop it now"
+        self.inbox = Inbox(folder)
+        self.logged_answers = answers.logged_last(folder, self.log)
+        self.answered: dict[str, CpfError | None] = {}  # queued answers folded: id -> refusal
 
     def apply(self, state: RunState | None, event: Event) -> tuple[RunState, tuple[Effect, ...]]:
         """Decide, then record: a refused event leaves no trace, and a signal cannot come
@@ -145,8 +151,12 @@ class Session:
         pool: ThreadPoolExecutor | None = None
         running: set[Future[StepFinished | ResponseReceived]] = set()
         try:
-            while queue or running:
-                if not running and len(queue) == 1:
+            while True:
+                state, more = self.take_answers(state)
+                queue.extend(more)
+                if not (queue or running):
+                    break
+                if not running and len(queue) == 1 and not state.waits:
                     effect = queue.pop()
                     state, more = self.settle(state, self.perform(effect, self.stop_of(effect)))
                     queue.extend(more)
@@ -156,7 +166,8 @@ class Session:
                 pool = pool or futures.ThreadPoolExecutor(MAX_WORKERS, "cpf-step")
                 running.update(pool.submit(self.perform, e, self.stop_of(e)) for e in queue)
                 queue.clear()
-                done, running = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                poll = ANSWER_POLL_SECONDS if state.waits else None  # answers may come
+                done, running = futures.wait(running, poll, futures.FIRST_COMPLETED)
                 for future in sorted(done, key=_finished_order):
                     state, more = self.settle(state, future.result())
                     queue.extend(more)
@@ -168,6 +179,16 @@ class Session:
             if pool is not None:
                 pool.shutdown(wait=True)
         return state
+
+    def take_answers(
+        self, state: RunState, only: list[str] | None = None
+    ) -> tuple[RunState, tuple[Effect, ...]]:
+        """Fold in the answers queued while this process held the run (see answers.py):
+        at every step boundary, and while steps run beside pending waits; `only` these
+        inbox entries, when given."""
+        if not (self.inbox.names() if only is None else only):
+            return state, ()
+        return answers.fold(self, state, now(), only)
 
     def stop_of(self, effect: Effect) -> threading.Event:
         """The switch that stops one attempt; made here, before the attempt can start, so
@@ -384,7 +405,8 @@ def start_run(
             shutil.rmtree(folder.path, ignore_errors=True)  # the run never began
             raise
         session.checkpoint(state)
-        return session.drive(state, work), []
+        state = session.drive(state, work)
+    return take_over(root, folder, progress)[0] or state, []
 
 
 def settle_overdue_wait(
@@ -419,8 +441,12 @@ def time_out_overdue_waits(
 
 
 def settle_if_overdue(root: Path, folder: store.RunFolder, progress: Progress) -> RunState:
-    """For readers (`status`): time out an overdue wait unless someone holds the run."""
-    return time_out_if_overdue(root, folder, progress)[0]
+    """For readers (`status`): time out an overdue wait and fold in queued answers,
+    unless someone holds the run or a dead process left steps in flight (`recover`)."""
+    state = time_out_if_overdue(root, folder, progress)[0]
+    if state.in_flight or not Inbox(folder).names():
+        return state
+    return take_over(root, folder, progress)[0] or state
 
 
 def time_out_if_overdue(
@@ -446,31 +472,106 @@ def resume_run(
     actor: str,
     progress: Progress,
     wait_id: str | None = None,
-) -> RunState:
+) -> tuple[RunState, answers.Queued | None]:
+    """Apply an answer and drive the run on; while another process holds the run, queue
+    the answer in its inbox instead (the `Queued` part says so; see answers.py)."""
     folder = store.find_run(root, run_id)
-    with store.locked(folder):
-        state = load_state(root, folder)
-        deadline = wait_deadline(state)
-        settled = settle_overdue_wait(root, folder, state, progress)
-        if settled is not state and not _still_pending(settled, event_name, token, wait_id):
-            raise RuntimeFailure(
-                "ERR_RUN_NOT_WAITING",
-                f"The wait at step {state.current_step_id} timed out at {deadline}, before "
-                f"this resume; the run has moved on and is now {settled.status}.",
-                step_id=settled.current_step_id,
-            )
-        state = settled
-        workflow = snapshot_workflow(root, folder, state.workflow_sha256)
-        session = Session(folder, workflow, progress)
+    event = EventReceived(event_name, payload, now(), token=token, actor=actor, wait_id=wait_id)
+    with contextlib.ExitStack() as held:
         try:
-            event = EventReceived(
-                event_name, payload, now(), token=token, actor=actor, wait_id=wait_id
-            )
-            state, work = session.apply(state, event)
-        except BaseException:
-            session.log.close()
+            held.enter_context(store.locked(folder))
+        except LockConflict:
+            return _queue_while_busy(root, folder, event, progress)
+        earlier = Inbox(folder).names()  # queued before this process took the run
+        state = _resume(root, folder, event, progress, earlier)
+    return take_over(root, folder, progress)[0] or state, None
+
+
+def _resume(
+    root: Path,
+    folder: store.RunFolder,
+    event: EventReceived,
+    progress: Progress,
+    earlier: list[str],
+) -> RunState:
+    """Within the run's lock: the answers queued before it took the run first (a dead
+    or departing holder left them), then this one; later ones at the next boundary."""
+    state = load_state(root, folder)
+    deadline = wait_deadline(state)
+    settled = settle_overdue_wait(root, folder, state, progress)
+    if settled is not state and not _still_pending(
+        settled, event.event_name, event.token, event.wait_id
+    ):
+        raise RuntimeFailure(
+            "ERR_RUN_NOT_WAITING",
+            f"The wait at step {state.current_step_id} timed out at {deadline}, before "
+            f"this resume; the run has moved on and is now {settled.status}.",
+            step_id=settled.current_step_id,
+        )
+    state = settled
+    workflow = snapshot_workflow(root, folder, state.workflow_sha256)
+    session = Session(folder, workflow, progress)
+    try:
+        state, work = session.take_answers(state, earlier)
+        try:
+            state, more = session.apply(state, event)
+        except CpfError:
+            if session.answered:  # drive on what the earlier answers started, then refuse
+                session.drive(state, work)
             raise
-        return session.drive(state, work)
+    except BaseException:
+        session.log.close()
+        raise
+    return session.drive(state, work + more)
+
+
+def _queue_while_busy(
+    root: Path, folder: store.RunFolder, event: EventReceived, progress: Progress
+) -> tuple[RunState, answers.Queued | None]:
+    """Another process holds the run: queue the answer for it; if it let go meanwhile,
+    fold the answer in here and report what became of it."""
+    queued = answers.queue(root, folder, event)
+    latest, answered = take_over(root, folder, progress)
+    if queued.id not in answered:
+        return latest or queued.state, queued
+    refusal = answered[queued.id]
+    if refusal is not None:
+        raise refusal
+    assert latest is not None
+    return latest, None
+
+
+def take_over(
+    root: Path, folder: store.RunFolder, progress: Progress
+) -> tuple[RunState | None, dict[str, CpfError | None]]:
+    """After letting go of the run: answers queued while it was held are folded in by
+    whoever holds it next; when nobody does, take it and fold them here (a process that
+    queued one just before the holder let go relies on this). Returns the latest state
+    (None when nothing was queued) and what became of each answer folded here."""
+    state: RunState | None = None
+    answered: dict[str, CpfError | None] = {}
+    while Inbox(folder).names():
+        try:
+            with store.locked(folder):
+                state, more = _fold_queued(root, folder, progress)
+        except LockConflict:
+            break  # its holder folds them
+        answered.update(more)
+    return state, answered
+
+
+def _fold_queued(
+    root: Path, folder: store.RunFolder, progress: Progress
+) -> tuple[RunState, dict[str, CpfError | None]]:
+    """Within the run's lock: fold the queued answers in and drive the run on."""
+    state = load_state(root, folder)
+    session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
+    try:
+        state, work = session.take_answers(state)
+    except BaseException:
+        session.log.close()
+        raise
+    return session.drive(state, work), session.answered
 
 
 def _still_pending(
@@ -510,7 +611,8 @@ def recover_run(root: Path, run_id: str, progress: Progress) -> tuple[RunState, 
         except BaseException:
             session.log.close()
             raise
-        return session.drive(state, work), notes
+        state = session.drive(state, work)
+    return take_over(root, folder, progress)[0] or state, notes
 
 
 def stop_orphans(folder: store.RunFolder, state: RunState) -> list[str]:
@@ -579,7 +681,8 @@ def retry_run(
         except BaseException:
             session.log.close()
             raise
-        return session.drive(state, work)
+        state = session.drive(state, work)
+    return take_over(root, folder, progress)[0] or state
 
 
 def _switch_to(workflow: Workflow, sha: str | None, path: str) -> dict[str, Any]:
@@ -628,7 +731,8 @@ def cancel_run(
         session = Session(folder, snapshot_workflow(root, folder, state.workflow_sha256), progress)
         try:
             state, _ = session.apply(state, RunCancelled(reason, now(), actor=actor))
+            state, _ = session.take_answers(state)  # each is stale now: the run is over
             session.checkpoint(state)
         finally:
             session.log.close()
-        return state
+    return take_over(root, folder, progress)[0] or state

@@ -12,12 +12,15 @@ import os
 import sys
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkpointflow import driver, envelope, history, store
-from checkpointflow.errors import CpfError, RuntimeFailure, ValidationFailure
+from checkpointflow.errors import EXIT_WAITING, CpfError, RuntimeFailure, ValidationFailure
 from checkpointflow.progress import progress_for
 from checkpointflow.state import state_to_json
+
+if TYPE_CHECKING:
+    from checkpointflow.answers import Queued
 
 Envelope = dict[str, Any]
 DEFAULT_MAX_INPUT_BYTES = 64 * 1024 * 1024
@@ -88,10 +91,38 @@ def resume(
     root = _root()
     who = actor_name(actor)
     payload = read_json_input(input_text, "ERR_VALIDATION_EVENT_INPUT", "--input")
-    state = driver.resume_run(
+    state, queued = driver.resume_run(
         root, run_id, event_name, payload, token, who, progress_for(quiet), wait_id
     )
+    if queued is not None:
+        return queued_envelope(state_to_json(state), queued)
     return envelope.for_run("resume", state_to_json(state))
+
+
+def queued_envelope(run: dict[str, Any], queued: Queued) -> Envelope:
+    """A resume whose answer waits in the run's inbox: accepted, not yet applied (exit
+    40, like a run that waits), with where the answer is and how to follow it."""
+    return envelope.envelope(
+        "resume",
+        ok=True,
+        status=run["status"],
+        exit_code=EXIT_WAITING,
+        run=run,
+        wait=envelope.wait_block(run) if run["status"] == "waiting" else None,
+        waits=envelope.wait_entries(run) if run["status"] == "waiting" else None,
+        result={
+            "queued": True,
+            "answer_id": queued.id,
+            "wait_id": queued.wait_id,
+            "queued_at": queued.at,
+            "inbox_entry": f"inbox/{queued.entry}",
+            "note": (
+                f"Run {run['run_id']} is busy; the process advancing it applies this answer "
+                "at its next step boundary. `cpf logs` shows it as event_received with "
+                "`queued`, or as answer_stale if its wait was gone by then."
+            ),
+        },
+    )
 
 
 def retry(

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checkpointflow import document, json_schema, store
+from checkpointflow import divergence, document, json_schema, store
 from checkpointflow.cache import DiskCache
 from checkpointflow.composition import Fetch, Parse, Tree, load_tree
 from checkpointflow.errors import InternalFailure, PersistenceFailure, ValidationFailure
@@ -188,21 +188,36 @@ def fold(
 def load_state(root: Path, folder: store.RunFolder) -> RunState:
     """The checkpoint plus any events logged after it (a crash between the two).
 
-    A damaged or hand-edited state.json is only a lost checkpoint: the log is the truth,
-    so the state is rebuilt from it (`cpf verify` reports the damage).
+    A damaged, hand-edited or half-merged state.json is only a lost checkpoint: the log
+    is the truth, so the state is rebuilt from it (`cpf verify` reports the damage). A
+    whole checkpoint of another history than the log's, or a log that is not one
+    history, is ERR_RUN_DIVERGED (or ERR_RUN_DAMAGED): reading on would mix two stories.
     """
+    checkpoint = _checkpoint(folder)
+    if checkpoint is None:
+        records, _ = store.read_events(folder)
+        return fold(root, folder, map(event_from_record, records))
+    state, offset = checkpoint
+    problem = divergence.checkpoint_problem(state, store.record_ending_at(folder, offset))
+    if problem is not None:
+        raise divergence.diverged(folder.run_id, problem)
+    records, _ = store.read_events(folder, offset, first_seq=state.seq + 1)
+    if records:
+        state = fold(root, folder, map(event_from_record, records), state)
+    return state
+
+
+def _checkpoint(folder: store.RunFolder) -> tuple[RunState, int] | None:
+    """state.json and where in the log its last event ends; None when it is missing,
+    damaged or does not match its checksum."""
     try:
         data = store.read_state(folder)
-        offset = int(data.pop("log_offset", 0)) if data else 0
-        state = state_from_json(data) if data else None
+        if not data or "log_offset" not in data:
+            return None
+        offset = int(data.pop("log_offset"))
+        return state_from_json(data), offset
     except (PersistenceFailure, KeyError, TypeError, ValueError):
-        offset, state = 0, None
-    records, _ = store.read_events(folder, offset)
-    seq = state.seq if state else 0
-    tail = [event_from_record(record) for record in records if record["seq"] > seq]
-    if tail or state is None:
-        state = fold(root, folder, tail, state)
-    return state
+        return None
 
 
 def replay_run(root: Path, folder: store.RunFolder) -> RunState:

@@ -59,10 +59,12 @@ from checkpointflow.state import (
     FINISHED,
     RUNNING,
     WAITING,
+    AnswerStale,
     Attempt,
     Effect,
     Event,
     EventReceived,
+    HistoryMerged,
     ResponseReceived,
     RunCancelled,
     RunInterrupted,
@@ -77,7 +79,15 @@ from checkpointflow.state import (
 )
 from checkpointflow.timestamps import to_millis
 
-__all__ = ["advance", "frame_is_open", "overdue_waits", "replay", "wait_deadline", "wait_token"]
+__all__ = [
+    "advance",
+    "answered_wait",
+    "frame_is_open",
+    "overdue_waits",
+    "replay",
+    "wait_deadline",
+    "wait_token",
+]
 
 Outcome = tuple[RunState, tuple[Effect, ...]]
 
@@ -116,6 +126,8 @@ def _advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcom
         state, effects = _retried(workflow, state, event)
     elif isinstance(event, RunInterrupted):
         state, effects = _interrupted(workflow, state, event)
+    elif isinstance(event, AnswerStale | HistoryMerged):
+        state, effects = _tick(state, event.at), ()  # a record for people; nothing changes
     else:
         state, effects = _cancelled(state, event)
     return settle_status(state), effects
@@ -280,6 +292,11 @@ def _event_received(workflow: Workflow, state: RunState, event: EventReceived) -
     )
     state = attrs.evolve(put(state, spot.key, record), status=RUNNING)
     return after(workflow, state, spot, payload, event.at)
+
+
+def answered_wait(state: RunState, event: EventReceived) -> dict[str, Any]:
+    """The pending wait `event` would answer, or the refusal `advance` would raise."""
+    return _chosen_wait(state, event)
 
 
 def _chosen_wait(state: RunState, event: EventReceived) -> dict[str, Any]:

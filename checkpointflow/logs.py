@@ -56,7 +56,7 @@ class Narrator:
     def rows(self, record: dict[str, Any]) -> list[Row]:
         """The event's row, then the rows of the steps it started and the waits it began."""
         payload = record.get("payload") or {}
-        step_id = payload.get("step_id")
+        step_id = payload.get("step_id") or payload.get("wait_id")
         if step_id is None and self.state is not None and record.get("type") != "run_started":
             step_id = self.state.current_step_id
         before = _wait_names(self.state)
@@ -145,7 +145,19 @@ def describe(kind: Any, payload: dict[str, Any]) -> str:
     if kind == "step_finished":
         return f"attempt {payload.get('attempt')}: {_attempt_outcome(payload)}"
     if kind == "event_received":
-        return f"event {payload.get('event_name')}: {_short(payload.get('input'))}"
+        queued = payload.get("queued")
+        was = f" (queued at {queued.get('at')})" if isinstance(queued, dict) else ""
+        return f"event {payload.get('event_name')}{was}: {_short(payload.get('input'))}"
+    if kind == "answer_stale":
+        return (
+            f"queued answer to {payload.get('wait_id')} not applied ({payload.get('code')}): "
+            f"{_short(payload.get('input'))}"
+        )
+    if kind == "history_merged":
+        return (
+            f"kept {payload.get('kept')}; the other history's {len(payload.get('events') or [])} "
+            f"events and {len(payload.get('files') or [])} files recorded here"
+        )
     if kind == "run_cancelled":
         return f"cancelled: {payload['reason']}" if payload.get("reason") else "cancelled"
     if kind == "run_recovered":

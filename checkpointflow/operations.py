@@ -337,3 +337,36 @@ def _about(root: Path, run_id: str) -> str:
     except (CpfError, OSError):
         return ""
     return f"{summary.get('workflow_id') or ''} {summary.get('status') or ''}".strip()
+
+
+# --- reconcile -----------------------------------------------------------------------
+
+
+def reconcile(run_id: str, keep: str | None, actor: str | None) -> Envelope:
+    """Keep one history of a run folder two copies wrote, recording the other's."""
+    from checkpointflow import driver, engine
+    from checkpointflow import reconcile as joining
+    from checkpointflow.state import state_to_json
+
+    root = _root()
+    who = engine.actor_name(actor)
+    folder = store.find_run(root, run_id)
+    with store.locked(folder):
+        state, event = joining.reconcile(root, folder, keep, driver.now(), who)
+    run = state_to_json(state)
+    result: dict[str, Any] = {"reconciled": event is not None}
+    if event is not None:
+        result.update(
+            kept=event.kept, seq=state.seq, other_events=len(event.events), files=list(event.files)
+        )
+    waiting = run["status"] == "waiting"
+    return envelope.envelope(
+        "reconcile",
+        ok=True,
+        status=run["status"],
+        exit_code=0,
+        run=run,
+        result=result,
+        wait=envelope.wait_block(run) if waiting else None,
+        waits=envelope.wait_entries(run) if waiting else None,
+    )

@@ -149,6 +149,40 @@ class EventReceived:
     token: str | None = None  # when given, only the wait with this token may take the event
     actor: str | None = None
     wait_id: str | None = None  # when given, only this wait (a step key) may take the event
+    # An answer that waited in the run's inbox while the run was busy: {id, at} (when it
+    # was queued). Left out of the record when absent, as in logs written before it.
+    queued: dict[str, str] | None = None
+
+
+@attrs.frozen(slots=False)
+class AnswerStale:
+    """A queued answer that no longer fits the run when its turn came (its wait was
+    answered, timed out or gone); kept in full, with why it was not applied."""
+
+    event_name: str
+    input: JSON
+    token: str | None
+    actor: str | None
+    wait_id: str | None
+    queued: dict[str, str]
+    code: str
+    message: str
+    at: str
+
+
+@attrs.frozen(slots=False)
+class HistoryMerged:
+    """Two copies of the run went separate ways (through git, say) and were joined:
+    the history of one was kept, and what the other did is recorded here, for people
+    only. `events` are the other copy's records after the shared part; `files` its output
+    files (relative to the run folder) that the kept history does not name, each with
+    where its content lies now."""
+
+    kept: str
+    events: tuple[dict[str, Any], ...]
+    files: tuple[dict[str, Any], ...]
+    at: str
+    actor: str | None = None
 
 
 @attrs.frozen(slots=False)
@@ -206,6 +240,8 @@ Event = (
     | RunRecovered
     | RunRetried
     | RunInterrupted
+    | AnswerStale
+    | HistoryMerged
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -218,13 +254,19 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "run_recovered": RunRecovered,
     "run_retried": RunRetried,
     "run_interrupted": RunInterrupted,
+    "answer_stale": AnswerStale,
+    "history_merged": HistoryMerged,
 }
 _TYPE_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
+OPTIONAL_PAYLOAD: dict[type, tuple[str, ...]] = {EventReceived: ("queued",)}
 
 
 def event_to_record(event: Event, seq: int, schema: str) -> dict[str, Any]:
     payload = attrs.asdict(event, recurse=False)  # the values are JSON already
     at = payload.pop("at")
+    for key in OPTIONAL_PAYLOAD.get(type(event), ()):
+        if payload[key] is None:
+            del payload[key]  # so records of events without it read as they always did
     return {
         "schema_version": schema,
         "seq": seq,

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import attrs
 
+from checkpointflow import divergence
 from checkpointflow.errors import LockConflict, PersistenceFailure, ValidationFailure
 
 EVENT_SCHEMA = "checkpointflow-event/v1"
@@ -104,7 +105,14 @@ def create_run(root: Path, run_id: str, workflow_bytes: bytes) -> RunFolder:
         _runs_dir(root).mkdir(parents=True, exist_ok=True)
         folder.path.mkdir()
         write_file_atomically(folder.workflow_file, workflow_bytes)
+        (folder.path / ".gitattributes").write_bytes(GIT_ATTRIBUTES)
     return folder
+
+
+# A run folder committed to git: a merge of two copies that each moved on keeps both logs
+# (even with -X ours or -X theirs), so `cpf` finds the two histories instead of silently
+# reading one of them; `cpf reconcile` then keeps one and records the other.
+GIT_ATTRIBUTES = b"events.jsonl merge=union\n"
 
 
 def require_id_shape(run_id: str) -> None:
@@ -206,10 +214,10 @@ def write_file_atomically(path: Path, data: bytes) -> None:
             temporary.unlink()
         raise
     if durable():
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
 
 
-def _sync_folder(path: Path) -> None:
+def sync_folder(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -227,12 +235,36 @@ def utf8(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
+CHECKSUM_LINE = b'\n  "checksum": "'  # a top-level key: deeper keys are indented more
+BLANK_CHECKSUM = "0" * 64
+
+
 def write_state(folder: RunFolder, state: dict[str, Any]) -> int:
-    """Replace state.json; returns its size in bytes."""
-    data = dumps_pretty(state)
+    """Replace state.json, sealed with its own checksum; returns its size in bytes."""
+    data = sealed(dumps_pretty({**state, "checksum": BLANK_CHECKSUM}))
     with persisting(folder.state_file):
         write_file_atomically(folder.state_file, data)
     return len(data)
+
+
+def sealed(data: bytes) -> bytes:
+    """The state file with its blank checksum filled in: the sha256 of the file as it is
+    with the checksum blank. A file mixed from two versions (a merge) or edited by hand
+    no longer matches it."""
+    start = data.index(CHECKSUM_LINE) + len(CHECKSUM_LINE)
+    digest = hashlib.sha256(data).hexdigest().encode()
+    return data[:start] + digest + data[start + 64 :]
+
+
+def seal_is_broken(data: bytes) -> bool:
+    """Whether a state file carries a checksum that its content does not match (files
+    written before checksums existed carry none)."""
+    found = data.find(CHECKSUM_LINE)
+    if found < 0:
+        return False
+    start = found + len(CHECKSUM_LINE)
+    blank = data[:start] + BLANK_CHECKSUM.encode() + data[start + 64 :]
+    return hashlib.sha256(blank).hexdigest().encode() != data[start : start + 64]
 
 
 def write_summary(folder: RunFolder, summary: dict[str, Any]) -> None:
@@ -243,8 +275,12 @@ def write_summary(folder: RunFolder, summary: dict[str, Any]) -> None:
         os.replace(temporary, folder.path / SUMMARY_FILE)
 
 
-def read_state(folder: RunFolder) -> dict[str, Any] | None:
-    """The last checkpoint, or None when the run never got one (it crashed at birth)."""
+def read_state(folder: RunFolder, sealed_only: bool = True) -> dict[str, Any] | None:
+    """The last checkpoint, or None when the run never got one (it crashed at birth).
+
+    A checkpoint whose checksum does not match is refused like one that is not JSON
+    (unless `sealed_only` is False: `verify` reads on to say more).
+    """
     try:
         data = folder.state_file.read_bytes()
     except FileNotFoundError:
@@ -263,6 +299,13 @@ def read_state(folder: RunFolder) -> dict[str, Any] | None:
         ) from None
     if not isinstance(state, dict):
         raise PersistenceFailure("ERR_PERSISTENCE", f"{folder.state_file} is not a JSON object.")
+    if sealed_only and seal_is_broken(data):
+        raise PersistenceFailure(
+            "ERR_PERSISTENCE",
+            f"{folder.state_file} does not match its checksum (it was edited, or merged from "
+            "two versions); `cpf` rebuilds the state from events.jsonl.",
+        )
+    state.pop("checksum", None)
     return state
 
 
@@ -350,10 +393,16 @@ def _crash_point(kind: str, handle: BinaryIO, data: bytes) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def read_events(folder: RunFolder, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+def read_events(
+    folder: RunFolder, offset: int = 0, first_seq: int | None = None
+) -> tuple[list[dict[str, Any]], int]:
     """Complete records from `offset` on, and the offset after the last complete line.
 
-    A torn or unparsable line (a crash mid-write) is skipped, never fatal.
+    A torn last line (a crash mid-write, or a write still going on) is left for later,
+    never fatal. Every whole line must be a record, each `seq` the one after the record
+    before it, the first `first_seq` (1 when reading from the start): anything else is a
+    damaged or diverged run (see divergence.py), reported as ERR_RUN_DAMAGED or
+    ERR_RUN_DIVERGED.
     """
     try:
         with open(folder.events_file, "rb") as handle:
@@ -367,14 +416,58 @@ def read_events(folder: RunFolder, offset: int = 0) -> tuple[list[dict[str, Any]
         ) from None
     records: list[dict[str, Any]] = []
     end = data.rfind(b"\n") + 1
-    for line in data[:end].splitlines():
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(record, dict) and isinstance(record.get("seq"), int):
-            records.append(record)
+    expected = 1 if first_seq is None and offset == 0 else first_seq
+    position = offset
+    for line in data[:end].splitlines(keepends=True):
+        record = _parsed_record(line)
+        if record is None:
+            raise divergence.bad_line(folder.run_id, line, position)
+        if expected is not None and record["seq"] != expected:
+            raise divergence.out_of_order(folder.run_id, expected, record["seq"], position)
+        expected = record["seq"] + 1
+        records.append(record)
+        position += len(line)
     return records, offset + end
+
+
+def _parsed_record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(record, dict) and isinstance(record.get("seq"), int):
+        return record
+    return None
+
+
+def record_ending_at(folder: RunFolder, offset: int) -> dict[str, Any] | None:
+    """The record of events.jsonl whose line ends at byte `offset`; None when no whole
+    record ends there (the log is shorter, or the offset falls inside a line)."""
+    if offset <= 0:
+        return None
+    try:
+        with open(folder.events_file, "rb") as handle:
+            if handle.seek(0, os.SEEK_END) < offset:
+                return None
+            start = _line_start(handle, offset)
+            handle.seek(start)
+            line = handle.read(offset - start)
+    except OSError:
+        return None
+    return _parsed_record(line) if line.endswith(b"\n") else None
+
+
+def _line_start(handle: BinaryIO, end: int) -> int:
+    """Where the line that ends at `end` (its newline at end - 1) begins."""
+    position = end - 1
+    while position > 0:
+        start = max(0, position - 65536)
+        handle.seek(start)
+        found = handle.read(position - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        position = start
+    return 0
 
 
 def read_output_file(folder: RunFolder, relative: str, limit: int) -> tuple[bytes, bool]:

@@ -45,6 +45,8 @@ def _run(envelope: Envelope) -> list[str]:
     """A run in a few lines: where it stands, what it produced or needs, what to type next."""
     lines = [_run_title(envelope), _standing(envelope)]
     status, result = envelope["status"], envelope.get("result")
+    if isinstance(result, dict) and result.get("queued") is True:
+        return [*lines, *_queued(envelope, result)]
     if status == "waiting":
         lines += _waiting(envelope)
     elif status == "failed" and envelope.get("error"):
@@ -58,6 +60,15 @@ def _run(envelope: Envelope) -> list[str]:
     if envelope["command"] == "inspect" and isinstance(result, dict):
         lines += _steps(result)
     return lines
+
+
+def _queued(envelope: Envelope, result: dict[str, Any]) -> list[str]:
+    """An answer queued for a busy run: not applied yet, and where to see what became of it."""
+    return [
+        f"answer to {result.get('wait_id')} queued: the run is busy, and the process advancing "
+        "it applies the answer at its next step",
+        f"  see what became of it: cpf logs --run-id {envelope.get('run_id')}",
+    ]
 
 
 def _run_title(envelope: Envelope) -> str:

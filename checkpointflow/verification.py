@@ -1,24 +1,35 @@
 """`cpf verify`: check that a run folder is whole and tells one consistent story.
 
-events.jsonl must be whole JSON lines with consecutive `seq`; replaying its first `seq`
+events.jsonl must be whole JSON lines with consecutive `seq` (a log that holds two
+histories, as a git merge leaves it, is described side by side); replaying its first `seq`
 records must give state.json exactly, and `log_offset` must be where record `seq` ends;
-workflow.yaml must be the bytes the run started with; every output file the state refers
-to must exist. Every problem names the file, says what is wrong and how to fix it.
+state.json must match its checksum; workflow.yaml must be the bytes the run started with;
+every output file the state refers to must exist, and every output file under steps/ must
+be one an event accounts for. Every problem names the file, says what is wrong and how to
+fix it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from checkpointflow import history, json_schema, store
+from checkpointflow import divergence, history, json_schema, store
 from checkpointflow.errors import CpfError
+from checkpointflow.inbox import Inbox
 from checkpointflow.model import Workflow
-from checkpointflow.state import EVENT_TYPES, event_from_record, state_to_json
+from checkpointflow.state import (
+    EVENT_TYPES,
+    RunState,
+    event_from_record,
+    flight_parts,
+    state_to_json,
+)
 
 REBUILD = (
     "move state.json aside: `cpf status` rebuilds it from events.jsonl (the log is the record)"
@@ -65,16 +76,31 @@ def verify(root: Path, folder: store.RunFolder) -> Report:
     log = read_log(folder, problems)
     state = read_checkpoint(folder, problems)
     workflow = read_snapshot(root, folder, state, log, problems)
+    whole = None
     if workflow is not None and log is not None:
-        check_replay(root, folder, log, state, problems)
+        whole = check_replay(root, folder, log, state, problems)
     if state is not None:
+        check_seal(folder, problems)
         check_outputs(folder, state, problems)
+    if whole is not None and log is not None:
+        check_accounted(folder, log, whole, problems)
     notes = (
         ("events.jsonl ends in a torn line (a write cut short); it is dropped on the next resume.",)
         if log is not None and log.torn_tail
         else ()
     )
-    return Report(folder.run_id, tuple(problems), notes)
+    return Report(folder.run_id, tuple(problems), notes + queued_note(folder))
+
+
+def queued_note(folder: store.RunFolder) -> tuple[str, ...]:
+    """Answers waiting in the run's inbox are not a problem: the next command folds them."""
+    count = len(Inbox(folder).names())
+    if not count:
+        return ()
+    return (
+        f"{count} answer(s) queued in inbox/ while the run was busy; the process advancing "
+        "it, or the next command that takes it (status, resume, recover), folds them in.",
+    )
 
 
 def read_log(folder: store.RunFolder, problems: list[Problem]) -> Log | None:
@@ -97,7 +123,7 @@ def read_log(folder: store.RunFolder, problems: list[Problem]) -> Log | None:
         record = _record(line)
         problem = _line_problem(record, len(records) + 1)
         if problem:
-            problems.append(Problem(name, f"line {number}: {problem}", _LOG_FIX))
+            problems.append(_log_problem(folder, data, f"line {number}: {problem}"))
             return None
         records.append(record or {})
         ends.append(position)
@@ -108,6 +134,21 @@ def read_log(folder: store.RunFolder, problems: list[Problem]) -> Log | None:
 
 
 _LOG_FIX = "the log was edited or damaged; restore events.jsonl from a copy of the run"
+
+
+def _log_problem(folder: store.RunFolder, data: bytes, found: str) -> Problem:
+    """A log whose lines are wrong: two histories side by side when that is what it
+    holds, else the first line that is wrong."""
+    split = divergence.split_log(data)
+    if split is None:
+        return Problem(str(folder.events_file), found, _LOG_FIX)
+    return Problem(
+        str(folder.events_file),
+        divergence.describe(split),
+        f"`cpf reconcile --run-id {folder.run_id} --keep ours` (or `--keep theirs`) keeps "
+        "one history and records the other's events and output files in a history_merged "
+        "event",
+    )
 
 
 def _record(line: bytes) -> dict[str, Any] | None:
@@ -132,7 +173,7 @@ def read_checkpoint(folder: store.RunFolder, problems: list[Problem]) -> dict[st
     """state.json as JSON, checked against its schema; None when absent or damaged."""
     name = str(folder.state_file)
     try:
-        state = store.read_state(folder)
+        state = store.read_state(folder, sealed_only=False)
     except CpfError as error:
         problems.append(Problem(name, error.message, REBUILD))
         return None
@@ -214,15 +255,15 @@ def check_replay(
     log: Log,
     state: dict[str, Any] | None,
     problems: list[Problem],
-) -> None:
-    """The log replays without error, and its first `seq` records give state.json."""
-    name = str(folder.state_file)
+) -> RunState | None:
+    """The log replays without error, and its first `seq` records give state.json;
+    returns the state the whole log gives."""
     try:
         events = [event_from_record(record) for record in log.records]
         whole = history.fold(root, folder, events)
     except (CpfError, KeyError, TypeError, ValueError) as error:
         problems.append(Problem(str(folder.events_file), f"does not replay: {error}", _LOG_FIX))
-        return
+        return None
     if whole.run_id != folder.run_id:
         problems.append(
             Problem(
@@ -231,8 +272,21 @@ def check_replay(
                 _LOG_FIX,
             )
         )
-    if state is None:
-        return
+    if state is not None:
+        check_checkpoint(root, folder, log, events, state, problems)
+    return whole
+
+
+def check_checkpoint(
+    root: Path,
+    folder: store.RunFolder,
+    log: Log,
+    events: list[Any],
+    state: dict[str, Any],
+    problems: list[Problem],
+) -> None:
+    """state.json is the replay of the first `seq` records, and says where record `seq` ends."""
+    name = str(folder.state_file)
     stored = {key: value for key, value in state.items() if key != "log_offset"}
     seq = stored["seq"]
     if seq > len(events):
@@ -259,6 +313,14 @@ def check_replay(
         )
 
 
+def check_seal(folder: store.RunFolder, problems: list[Problem]) -> None:
+    """state.json matches the checksum it was written with."""
+    try:
+        store.read_state(folder)
+    except CpfError as error:
+        problems.append(Problem(str(folder.state_file), error.message, REBUILD))
+
+
 def check_outputs(folder: store.RunFolder, state: dict[str, Any], problems: list[Problem]) -> None:
     """Every captured output file the state refers to is in the run folder."""
     for step_id, record in state["steps"].items():
@@ -278,4 +340,55 @@ def _captured_files(attempt: dict[str, Any]) -> list[str]:
     """The files an attempt names; an empty name means it has none (an api step keeps the
     response body as `stdout` and has no `stderr`)."""
     names = (attempt.get("stdout"), attempt.get("stderr"))
+    return [name for name in names if isinstance(name, str) and name]
+
+
+OUTPUT_NAME = re.compile(r"[0-9]+\.(stdout|stderr)")
+
+
+def check_accounted(
+    folder: store.RunFolder, log: Log, whole: RunState, problems: list[Problem]
+) -> None:
+    """Every output file under steps/ is named by an event, or belongs to an attempt in
+    flight: any other is the trace of a history this log does not hold (a copy of the
+    run that went its own way and was merged in), or of a hand-made file."""
+    named = {name for record in log.records for name in named_files(record)}
+    for entry in whole.in_flight:
+        named.update(folder.output_files(*flight_parts(entry)))
+    for relative in output_files_under(folder):
+        if relative not in named:
+            problems.append(
+                Problem(
+                    str(folder.path / relative),
+                    "is an output file that no event of events.jsonl accounts for: it "
+                    "was left by a history this log does not hold (a copy of the run "
+                    "merged in by git keeps its files but not its events)",
+                    f"`cpf reconcile --run-id {folder.run_id}` records it in a "
+                    "history_merged event; or delete it if it is not a step's output",
+                )
+            )
+
+
+def output_files_under(folder: store.RunFolder) -> list[str]:
+    """Captured output files under steps/ (relative to the run folder), in order."""
+    steps = folder.path / "steps"
+    if not steps.is_dir():
+        return []
+    found = (
+        f"steps/{child.parent.name}/{child.name}"
+        for child in steps.glob("*/*")
+        if OUTPUT_NAME.fullmatch(child.name) and child.is_file()
+    )
+    return sorted(found)
+
+
+def named_files(record: dict[str, Any]) -> list[str]:
+    """The output files an event record names."""
+    payload = record.get("payload")
+    if not isinstance(payload, dict):
+        return []
+    items = [payload, *(payload.get("attempts") or [])]
+    names = [item.get(key) for item in items for key in ("stdout", "stderr", "body_file")]
+    for kept in payload.get("files") or []:  # a history_merged event
+        names += [kept.get("file"), kept.get("kept_at")]
     return [name for name in names if isinstance(name, str) and name]

@@ -1040,3 +1040,56 @@ def test_random_outcomes_replay_to_the_same_state(steps: list[tuple[str, int, bo
     assert final.steps["work"].executions == sum(1 for e in finishes if e.step_id == "work") + (
         1 if final.status in (RUNNING, CANCELLED) and final.current_step_id == "work" else 0
     )
+
+
+# --- queued answers and merged histories ---------------------------------------------------
+
+ASK = [
+    {
+        "id": "ask",
+        "kind": "await_event",
+        "audience": "user",
+        "event_name": "go",
+        "input_schema": {"type": "object"},
+    },
+    {"id": "done", "kind": "end", "result": "${steps.ask.outputs}"},
+]
+
+
+def test_a_queued_answer_is_the_same_event_as_a_direct_one():
+    wf = workflow(ASK)
+    waiting, _ = advance(wf, None, started(when="2024-01-01T00:00:00Z"))
+    when = "2024-01-01T00:00:01Z"
+    direct, _ = advance(wf, waiting, EventReceived("go", {"a": 1}, when))
+    queued = EventReceived("go", {"a": 1}, when, queued={"id": "q1", "at": "2024-01-01T00:00:00Z"})
+    folded, _ = advance(wf, waiting, queued)
+    assert state_to_json(folded) == state_to_json(direct)
+    assert "queued" not in event_to_record(EventReceived("go", {}, when), 2, "v")["payload"]
+    record = event_to_record(queued, 2, "v")
+    assert record["payload"]["queued"] == {"id": "q1", "at": "2024-01-01T00:00:00Z"}
+    assert event_from_record(record) == queued
+
+
+def test_records_for_people_only_move_seq_and_time():
+    from checkpointflow.state import AnswerStale, HistoryMerged
+
+    wf = workflow(ASK)
+    waiting, _ = advance(wf, None, started(when="2024-01-01T00:00:00Z"))
+    stale = AnswerStale(
+        "go",
+        {},
+        None,
+        "bob",
+        "ask",
+        {"id": "q", "at": "t"},
+        "ERR_STALE_WAIT",
+        "m",
+        "2024-01-01T00:00:05Z",
+    )
+    merged = HistoryMerged("ours", (), (), "2024-01-01T00:00:06Z")
+    for event in (stale, merged):
+        after, work = advance(wf, waiting, event)
+        assert work == ()
+        assert after.seq == waiting.seq + 1 and after.updated_at == event.at
+        assert attrs.evolve(after, seq=waiting.seq, updated_at=waiting.updated_at) == waiting
+        waiting = after

@@ -36,6 +36,7 @@ COMMANDS = [
     "delete",
     "gc",
     "verify",
+    "reconcile",
     "export",
     "import",
 ]

@@ -118,6 +118,8 @@ def log_records(cpf, run_id: str) -> list[dict]:
     ids=["completes", "completes-slow-step", "waits-again", "waits-again-slow-step"],
 )
 def test_eight_resumes_apply_the_event_once(cpf, body, winner_code, sleep):
+    """One answer is applied; each other resume is refused at once, or queued while the
+    winner held the run and then logged as answer_stale, never applied."""
     waiting = start(cpf, body.replace("SLEEP", sleep))
     assert waiting.exit_code == 40, waiting.envelope
     run_id = waiting.envelope["run_id"]
@@ -126,16 +128,18 @@ def test_eight_resumes_apply_the_event_once(cpf, body, winner_code, sleep):
     ]
     results = [collect(process) for process in processes]
     envelopes = [r.envelope for r in results]
-    winners = [r for r in results if r.exit_code == winner_code]
+    queued = [r for r in results if is_queued(r)]
+    winners = [r for r in results if r.exit_code == winner_code and not is_queued(r)]
     assert len(winners) == 1, envelopes
     assert winners[0].envelope["ok"] is True
     assert winners[0].envelope["run_id"] == run_id
-    refusals = [(70, "ERR_LOCK_CONFLICT"), (20, "ERR_RUN_NOT_WAITING")]
+    # refused at once; or queued, then folded in by the resume itself, too late
+    refusals = [(20, "ERR_RUN_NOT_WAITING"), (10, "ERR_STALE_WAIT")]
     if winner_code == 40:
         # a late resume finds the run waiting for the *next* event
         refusals.append((20, "ERR_RESUME_EVENT_MISMATCH"))
     for loser in results:
-        if loser is winners[0]:
+        if loser is winners[0] or loser in queued:
             continue
         assert (loser.exit_code, loser.error_code) in refusals, envelopes
         assert loser.envelope["ok"] is False
@@ -144,6 +148,14 @@ def test_eight_resumes_apply_the_event_once(cpf, body, winner_code, sleep):
     received = [r for r in log_records(cpf, run_id) if r["type"] == "event_received"]
     assert len(received) == 1
     status = cpf("status", "--run-id", run_id)
+    stale = {
+        r["payload"]["queued"]["id"]
+        for r in log_records(cpf, run_id)
+        if r["type"] == "answer_stale"
+    }
+    assert {r.envelope["result"]["answer_id"] for r in queued} <= stale
+    folded_here = [r for r in results if r.error_code == "ERR_STALE_WAIT"]
+    assert len(stale) == len(queued) + len(folded_here), envelopes
     if winner_code == 0:
         assert (status.exit_code, status.envelope["status"]) == (0, "completed")
         assert winners[0].envelope["result"] == "finished"
@@ -152,6 +164,11 @@ def test_eight_resumes_apply_the_event_once(cpf, body, winner_code, sleep):
         assert status.envelope["wait"]["event_name"] == "again"
     work_attempts = list((cpf.run_folder(run_id) / "steps" / "work").glob("*.stdout"))
     assert len(work_attempts) == 1
+
+
+def is_queued(result: Result) -> bool:
+    answer = result.envelope.get("result")
+    return isinstance(answer, dict) and answer.get("queued") is True and result.exit_code == 40
 
 
 # ---------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from checkpointflow.model import (
     Workflow,
     WorkflowStep,
 )
+from checkpointflow.persistent import Slots
 from checkpointflow.state import (
     CANCELLED,
     COMPLETED,
@@ -251,13 +252,27 @@ def _enter(workflow: Workflow, state: RunState, frame: str, index: int, at: str)
 
 def _visit(state: RunState, key: str, at: str, status: str) -> StepRecord:
     """A fresh visit of a step: history of earlier visits is kept only in the log."""
-    previous = state.steps.get(key) or StepRecord(status=status)
+    previous = state.steps.get(key)
+    if previous is None:
+        return StepRecord(
+            status=status, visits=1, executions=_first_number(state, key), started_at=at
+        )
     return StepRecord(
         status=status,
         visits=previous.visits + 1,
         executions=previous.executions,
         started_at=at,
     )
+
+
+def _first_number(state: RunState, key: str) -> int:
+    """Where the attempt numbers of a step met for the first time start: after those of
+    the same key in earlier visits of its container, whose records left the state when
+    their frame completed (see `_forget_steps`); the container kept them as `base`."""
+    frame = state.frames.get(key.rpartition(".")[0])
+    owner = state.steps.get(frame.owner) if frame is not None else None
+    progress = owner.progress if owner is not None else None
+    return int(progress.get("base", 0)) if progress is not None else 0
 
 
 def placed(step: StepKind, key: str) -> StepKind:
@@ -284,7 +299,7 @@ def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, 
     record = attrs.evolve(record, status=RUNNING, executions=execution)
     state = attrs.evolve(
         state,
-        steps={**state.steps, spot.key: record},
+        steps=state.steps.set(spot.key, record),
         in_flight={**state.in_flight, flight(spot.key, execution): spot.frame},
     )
     return state, (effect,)
@@ -406,7 +421,29 @@ def frame_ended(
         return attrs.evolve(state, status=COMPLETED, result=result, wait=None), ()
     opened = state.frames[frame]
     state = attrs.evolve(state, frames={p: f for p, f in state.frames.items() if p != frame})
+    state = _forget_steps(workflow, state, opened, frame)
     return _child_ended(workflow, state, opened, frame, result, None, at)
+
+
+def _forget_steps(workflow: Workflow, state: RunState, opened: Frame, path: str) -> RunState:
+    """A completed iteration, branch or sub-workflow leaves the state: the records of its
+    steps go (the log keeps their history), so a long foreach keeps a state the size of
+    what is active. Its owner keeps the highest attempt number they reached (`executions`),
+    so a later visit numbers its output files after theirs. Steps of a `start_at` branch
+    belong to the frame around it and stay."""
+    if opened.prefix != path + ".":
+        return state
+    steps, gone = state.steps, []
+    for step in workflow.scopes[opened.scope].steps:
+        record = steps.get(opened.prefix + step.id)
+        if record is not None:
+            gone.append((opened.prefix + step.id, record))
+            steps = steps.remove(opened.prefix + step.id)
+    owner = steps[opened.owner]
+    highest = max((record.executions for _, record in gone), default=0)
+    if highest > owner.executions:
+        steps = steps.set(opened.owner, attrs.evolve(owner, executions=highest))
+    return attrs.evolve(state, steps=steps, left=(*state.left, *gone))
 
 
 def frame_failed(workflow: Workflow, state: RunState, frame: str, error: Any, at: str) -> Next:
@@ -445,17 +482,18 @@ def _abandon_frames(state: RunState, chosen: Any, at: str) -> RunState:
     gone = {path for path in state.frames if chosen(path)}
     if not gone:
         return state
-    steps = dict(state.steps)
+    steps = state.steps
     for wait in state.waits:
         if wait["frame"] in gone:
-            steps[wait["wait_id"]] = attrs.evolve(
-                steps[wait["wait_id"]], status=CANCELLED, finished_at=at
+            steps = steps.set(
+                wait["wait_id"],
+                attrs.evolve(steps[wait["wait_id"]], status=CANCELLED, finished_at=at),
             )
     for path in gone:
         current = state.frames[path].current
         record = steps.get(current) if current else None
-        if record is not None and record.status in (RUNNING, WAITING):
-            steps[current] = attrs.evolve(record, status=CANCELLED, finished_at=at)  # type: ignore[index]
+        if current is not None and record is not None and record.status in (RUNNING, WAITING):
+            steps = steps.set(current, attrs.evolve(record, status=CANCELLED, finished_at=at))
     return attrs.evolve(
         state,
         steps=steps,
@@ -486,7 +524,7 @@ def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) ->
             )
             return _step_failed(workflow, state, spot, record, failure, at)
         total, limit = len(items), step.concurrency
-        results: Any = [None] * total
+        results: Any = Slots(total)
     elif isinstance(step, ParallelStep):
         items = [branch.id for branch in step.branches]
         total, limit = len(items), step.max_concurrency or len(items)
@@ -501,6 +539,7 @@ def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) ->
         "results": results,
         "failures": [],
         "items": items if isinstance(step, ForeachStep) else None,
+        "base": record.executions,  # where attempt numbers of steps met first start
     }
     state = put(state, spot.key, attrs.evolve(record, progress=progress))
     return _open_children(workflow, state, spot, at)
@@ -664,8 +703,8 @@ def _child_ended(
     record = state.steps[owner]
     progress = record.progress
     results = progress["results"]
-    if isinstance(results, list):
-        results = [*results[: child.index], result, *results[child.index + 1 :]]
+    if isinstance(results, Slots):
+        results = results.set(child.index, result)
     elif isinstance(results, dict):
         branch_id = path[len(owner) + 1 :]
         results = {**results, branch_id: result} if error is None else results
@@ -705,6 +744,8 @@ def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> N
     if failures:
         return _step_failed(workflow, state, spot, record, _container_error(spot, failures), at)
     outputs = progress["results"]
+    if isinstance(outputs, Slots):
+        outputs = outputs.to_list()
     step = spot.step
     assert isinstance(step, ForeachStep | ParallelStep | WorkflowStep)
     if step.outputs_schema is not None:
@@ -746,7 +787,7 @@ def _put_progress(state: RunState, key: str, **changes: Any) -> RunState:
 
 
 def put(state: RunState, key: str, record: StepRecord) -> RunState:
-    return attrs.evolve(state, steps={**state.steps, key: record})
+    return attrs.evolve(state, steps=state.steps.set(key, record))
 
 
 def expression_context(

@@ -8,9 +8,12 @@ converts to and from the plain JSON that lives in `state.json` and `events.jsonl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
+
+from checkpointflow.persistent import Slots, StepMap
 
 STATE_SCHEMA = "checkpointflow-state/v1"
 
@@ -238,7 +241,7 @@ class Attempt:
     exit_code: int | None
     timed_out: bool
     duration_ms: int
-    stdout: str | None  # None: the attempt was stopped before it created the file
+    stdout: str | None  # None: nothing was captured (empty, or stopped before it began)
     stderr: str | None
     error: JSON
     finished_at: str
@@ -278,6 +281,11 @@ class Frame:
     index: int = 0  # position among its owner's iterations or branches
 
 
+def step_map(steps: Mapping[str, StepRecord]) -> StepMap[str, StepRecord]:
+    """Step records as a persistent map: a change copies one short path, not all of them."""
+    return steps if isinstance(steps, StepMap) else StepMap(steps.items())
+
+
 @attrs.frozen(slots=False)
 class RunState:
     run_id: str
@@ -291,7 +299,7 @@ class RunState:
     updated_at: str
     seq: int
     current_step_id: str | None = None
-    steps: dict[str, StepRecord] = attrs.field(factory=dict)
+    steps: StepMap[str, StepRecord] = attrs.field(factory=StepMap, converter=step_map)
     wait: JSON = None
     result: JSON = None
     error: JSON = None
@@ -300,6 +308,9 @@ class RunState:
     waits: tuple[JSON, ...] = ()  # every pending wait; `wait` is the first of them
     in_flight: dict[str, str] = attrs.field(factory=dict)  # "key#attempt" -> frame, while it runs
     frames: dict[str, Frame] = attrs.field(factory=dict)  # open frames by path
+    # Records that left `steps` during the last event because their frame completed, for
+    # readers of the history (`inspect`); never saved, and not part of the state's value.
+    left: tuple[tuple[str, StepRecord], ...] = attrs.field(default=(), eq=False)
 
 
 def flight(key: str, attempt: int) -> str:
@@ -317,6 +328,7 @@ def state_to_json(state: RunState) -> dict[str, Any]:
     data["steps"] = {step_id: _step_to_json(record) for step_id, record in state.steps.items()}
     data["waits"] = list(state.waits)
     data["frames"] = {path: attrs.asdict(frame) for path, frame in state.frames.items()}
+    del data["left"]
     data["schema_version"] = STATE_SCHEMA
     return data
 
@@ -324,20 +336,31 @@ def state_to_json(state: RunState) -> dict[str, Any]:
 def _step_to_json(record: StepRecord) -> dict[str, Any]:
     data = attrs.asdict(record, recurse=False)
     data["attempts"] = [attrs.asdict(attempt) for attempt in record.attempts]
+    progress = record.progress
+    if progress is not None and isinstance(progress.get("results"), Slots):
+        data["progress"] = {**progress, "results": progress["results"].to_list()}
     return data
+
+
+def _step_from_json(record: dict[str, Any]) -> StepRecord:
+    progress = record.get("progress")
+    if progress is not None and progress.get("items") is not None:  # a foreach's results
+        results = progress["results"]
+        progress = {**progress, "results": Slots(len(results), results)}
+    return StepRecord(
+        **{
+            **record,
+            "attempts": tuple(Attempt(**attempt) for attempt in record["attempts"]),
+            "progress": progress,
+        }
+    )
 
 
 def state_from_json(data: dict[str, Any]) -> RunState:
     fields = {name: data[name] for name in attrs.fields_dict(RunState) if name in data}
-    fields["steps"] = {
-        step_id: StepRecord(
-            **{
-                **record,
-                "attempts": tuple(Attempt(**attempt) for attempt in record["attempts"]),
-            }
-        )
-        for step_id, record in data.get("steps", {}).items()
-    }
+    fields["steps"] = StepMap(
+        (step_id, _step_from_json(record)) for step_id, record in data.get("steps", {}).items()
+    )
     fields["waits"] = tuple(data.get("waits", ()))
     fields["frames"] = {path: Frame(**frame) for path, frame in data.get("frames", {}).items()}
     return RunState(**fields)

@@ -21,6 +21,7 @@ PURE_MODULES = [
     "interpolation",
     "flow",
     "tokens",
+    "persistent",
 ]
 FORBIDDEN = {
     "os",

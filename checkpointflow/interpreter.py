@@ -230,8 +230,8 @@ def _attempt(
     event: StepFinished | ResponseReceived,
     exit_code: int | None,
     timed_out: bool,
-    stdout: str,
-    stderr: str,
+    stdout: str | None,
+    stderr: str | None,
 ) -> Attempt:
     return Attempt(
         attempt=event.attempt,

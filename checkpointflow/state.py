@@ -108,8 +108,8 @@ class StepFinished:
     duration_ms: int
     failure: str | None  # could not start, and why
     failure_code: str | None  # the error code for `failure`
-    stdout: str  # paths relative to the run folder
-    stderr: str
+    stdout: str | None  # paths relative to the run folder; None: nothing was printed
+    stderr: str | None
     output: JSON  # parsed stdout when the step declares outputs
     output_problem: str | None  # why stdout could not be parsed
     stderr_tail: str

@@ -78,6 +78,12 @@ class RunFolder:
         folder = step_folder(step_id)
         return f"steps/{folder}/{attempt}.stdout", f"steps/{folder}/{attempt}.stderr"
 
+    def scratch_files(self, step_id: str, attempt: int) -> tuple[Path, Path]:
+        """Where an attempt's stdout and stderr are written first: beside the step folders,
+        so that a quick command printing nothing costs no folder (see `place_output`)."""
+        name = f".{step_folder(step_id)}.{attempt}"
+        return self.path / "steps" / f"{name}.stdout", self.path / "steps" / f"{name}.stderr"
+
 
 MAX_FOLDER_NAME = 200  # bytes; file systems allow 255
 
@@ -167,6 +173,50 @@ def note_process_group(path: Path, group: int) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def settle_output(folder: RunFolder, step_id: str, attempt: int) -> None:
+    """A command that runs long writes its output in its place (steps/<key>/<n>.stdout),
+    where it can be watched and where a crash leaves it; best effort, like the note of
+    its process group."""
+    with contextlib.suppress(OSError):
+        (folder.path / "steps" / step_folder(step_id)).mkdir(exist_ok=True)
+        for scratch, relative in zip(
+            folder.scratch_files(step_id, attempt),
+            folder.output_files(step_id, attempt),
+            strict=True,
+        ):
+            os.replace(scratch, folder.path / relative)
+
+
+def place_output(folder: RunFolder, step_id: str, attempt: int) -> tuple[str | None, str | None]:
+    """Where an attempt's output stays, once the attempt is over: a stream that printed
+    something ends at steps/<key>/<n>.stdout|.stderr (the paths returned, relative to the
+    run folder); an empty one keeps no file (None), and an empty step folder goes too."""
+    kept = []
+    for scratch, relative in zip(
+        folder.scratch_files(step_id, attempt), folder.output_files(step_id, attempt), strict=True
+    ):
+        kept.append(relative if _kept(scratch, folder.path / relative) else None)
+    with contextlib.suppress(OSError):  # not there, or holds other attempts' files
+        os.rmdir(folder.path / "steps" / step_folder(step_id))
+    return kept[0], kept[1]
+
+
+def _kept(scratch: Path, final: Path) -> bool:
+    for path in (scratch, final):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if size == 0:
+            path.unlink()
+        else:
+            if path is scratch:
+                final.parent.mkdir(exist_ok=True)
+                os.replace(scratch, final)
+            return True
+    return False
 
 
 def is_locked(folder: RunFolder) -> bool:

@@ -439,11 +439,13 @@ def _forget_steps(workflow: Workflow, state: RunState, opened: Frame, path: str)
         if record is not None:
             gone.append((opened.prefix + step.id, record))
             steps = steps.remove(opened.prefix + step.id)
+    if not gone:
+        return state
     owner = steps[opened.owner]
-    highest = max((record.executions for _, record in gone), default=0)
+    highest = max(record.executions for _, record in gone)
     if highest > owner.executions:
         steps = steps.set(opened.owner, attrs.evolve(owner, executions=highest))
-    return attrs.evolve(state, steps=steps, left=(*state.left, *gone))
+    return attrs.evolve(state, steps=steps, left=(state.left, tuple(gone)))
 
 
 def frame_failed(workflow: Workflow, state: RunState, frame: str, error: Any, at: str) -> Next:

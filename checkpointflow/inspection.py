@@ -25,6 +25,7 @@ from checkpointflow.state import (
     StepFinished,
     StepRecord,
     event_from_record,
+    left_records,
     state_to_json,
 )
 
@@ -146,7 +147,7 @@ def step_results(
         state, _ = advance(workflow, state, event)
         if isinstance(event, StepFinished | RunRecovered):
             rows.append(_attempt_row(folder, workflow, state, event))
-        for step_id, step in [*state.left, *state.steps.changed_since(before)]:
+        for step_id, step in [*left_records(state), *state.steps.changed_since(before)]:
             previous = before.get(step_id)
             settled = (
                 step.status not in (RUNNING, "completed", "failed")

@@ -309,8 +309,19 @@ class RunState:
     in_flight: dict[str, str] = attrs.field(factory=dict)  # "key#attempt" -> frame, while it runs
     frames: dict[str, Frame] = attrs.field(factory=dict)  # open frames by path
     # Records that left `steps` during the last event because their frame completed, for
-    # readers of the history (`inspect`); never saved, and not part of the state's value.
-    left: tuple[tuple[str, StepRecord], ...] = attrs.field(default=(), eq=False)
+    # readers of the history (`inspect`, via `left_records`); never saved, and not part of
+    # the state's value. A chain (earlier chain, records), so that adding costs the same
+    # however many iterations one event completes.
+    left: tuple[Any, ...] = attrs.field(default=(), eq=False)
+
+
+def left_records(state: RunState) -> list[tuple[str, StepRecord]]:
+    """The records that left `steps` during the last event, in the order they left."""
+    chunks, chain = [], state.left
+    while chain:
+        chain, records = chain
+        chunks.append(records)
+    return [record for chunk in reversed(chunks) for record in chunk]
 
 
 def flight(key: str, attempt: int) -> str:

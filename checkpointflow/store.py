@@ -19,7 +19,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -234,14 +234,17 @@ def is_locked(folder: RunFolder) -> bool:
     return False
 
 
-def write_file_atomically(path: Path, data: bytes) -> None:
-    """Write a temp file beside `path`, flush, fsync, rename over, fsync the folder."""
+def write_file_atomically(path: Path, data: bytes | Iterable[bytes]) -> int:
+    """Write a temp file beside `path`, flush, fsync, rename over, fsync the folder; `data`
+    may come in pieces, written as they come. Returns the size written."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    written = 0
     try:
         with open(temporary, "wb") as handle:
-            if path.name == STATE_FILE:
-                _crash_point("state", handle, data)
-            handle.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                if path.name == STATE_FILE and not written:
+                    _crash_point("state", handle, piece)
+                written += handle.write(piece)
             handle.flush()
             if durable():
                 os.fsync(handle.fileno())
@@ -252,6 +255,7 @@ def write_file_atomically(path: Path, data: bytes) -> None:
         raise
     if durable():
         _sync_folder(path.parent)
+    return written
 
 
 def _sync_folder(path: Path) -> None:
@@ -273,11 +277,28 @@ def utf8(text: str) -> bytes:
 
 
 def write_state(folder: RunFolder, state: dict[str, Any]) -> int:
-    """Replace state.json; returns its size in bytes."""
-    data = dumps_pretty(state)
+    """Replace state.json, written as it is encoded, so a big state (a long foreach's items
+    and results) is never held a second time as text; returns its size in bytes."""
     with persisting(folder.state_file):
-        write_file_atomically(folder.state_file, data)
-    return len(data)
+        return write_file_atomically(folder.state_file, _pretty_pieces(state))
+
+
+_PRETTY = json.JSONEncoder(indent=2, sort_keys=True, ensure_ascii=False)
+PIECE_BYTES = 1 << 16
+
+
+def _pretty_pieces(data: Any) -> Iterator[bytes]:
+    """`dumps_pretty(data)` in pieces of about 64 KiB."""
+    batch: list[str] = []
+    size = 0
+    for chunk in _PRETTY.iterencode(data):
+        batch.append(chunk)
+        size += len(chunk)
+        if size >= PIECE_BYTES:
+            yield utf8("".join(batch))
+            batch, size = [], 0
+    batch.append("\n")
+    yield utf8("".join(batch))
 
 
 def write_summary(folder: RunFolder, summary: dict[str, Any]) -> None:

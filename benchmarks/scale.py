@@ -383,15 +383,16 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def merged(old: str, readme: str, section: str) -> str:
-    """The results file with this section in place of the old one (or appended)."""
-    if not old:
-        return readme.rstrip("\n") + "\n\n" + section
-    start = old.find(HEADING)
-    if start < 0:
-        return old.rstrip("\n") + "\n\n" + section
-    end = old.find("\n## ", start + len(HEADING))
-    rest = old[end + 1 :] if end >= 0 else ""
-    return old[:start] + section + ("\n" + rest if rest else "")
+    """The results file with the harness's own introduction, the other sections of the old
+    file as they were, and this section in place of the old one (at the end)."""
+    first = old.find("\n## ")
+    body = old[first + 1 :] if first >= 0 else ""
+    start = body.find(HEADING)
+    if start >= 0:
+        end = body.find("\n## ", start + len(HEADING))
+        body = body[:start] + (body[end + 1 :] if end >= 0 else "")
+    body = body.rstrip("\n")
+    return readme.rstrip("\n") + "\n\n" + (body + "\n\n" if body else "") + section
 
 
 def kept_section(old: str) -> str:

@@ -240,7 +240,8 @@ def check_replay(
             )
         )
         return
-    if state_to_json(history.fold(root, folder, events[:seq])) != stored:
+    replayed = whole if seq == len(events) else history.fold(root, folder, events[:seq])
+    if state_to_json(replayed) != stored:
         problems.append(
             Problem(
                 name, f"differs from the replay of the first {seq} records of events.jsonl", REBUILD

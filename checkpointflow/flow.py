@@ -55,6 +55,7 @@ from checkpointflow.state import (
     Frame,
     RunState,
     StepRecord,
+    changed,
     flight,
 )
 from checkpointflow.timestamps import from_millis, to_millis
@@ -112,13 +113,13 @@ def frame_is_open(state: RunState, frame: str) -> bool:
 
 
 def _set_frame(state: RunState, path: str, **changes: Any) -> RunState:
-    frames = {**state.frames, path: attrs.evolve(state.frames[path], **changes)}
-    return attrs.evolve(state, frames=frames)
+    frames = {**state.frames, path: changed(state.frames[path], **changes)}
+    return changed(state, frames=frames)
 
 
 def _set_current(state: RunState, frame: str, key: str) -> RunState:
     if frame == MAIN:
-        return attrs.evolve(state, current_step_id=key)
+        return changed(state, current_step_id=key)
     return _set_frame(state, frame, current=key)
 
 
@@ -126,12 +127,12 @@ def settle_status(state: RunState) -> RunState:
     """Running while a step runs, else waiting while a wait is pending."""
     wait = state.waits[0] if state.waits else None
     if state.status in FINISHED:
-        return attrs.evolve(state, wait=None) if state.wait is not None else state
+        return changed(state, wait=None) if state.wait is not None else state
     status = RUNNING if state.in_flight else WAITING if state.waits else None
     if status is not None:
         if state.status == status and state.wait is wait:
             return state
-        return attrs.evolve(state, status=status, wait=wait)
+        return changed(state, status=status, wait=wait)
     raise InternalFailure("ERR_INTERNAL", f"run {state.run_id} has nothing running or waiting")
 
 
@@ -277,7 +278,7 @@ def _first_number(state: RunState, key: str) -> int:
 
 def placed(step: StepKind, key: str) -> StepKind:
     """The step named by its key, so messages and effects say where it ran."""
-    return step if step.id == key else attrs.evolve(step, id=key)
+    return step if step.id == key else changed(step, id=key)
 
 
 def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, at: str) -> Next:
@@ -296,8 +297,8 @@ def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, 
     except ExpressionError as error:
         field = "command" if isinstance(step, CliStep) else "request"
         return _expression_failure(workflow, put(state, spot.key, record), spot, field, error, at)
-    record = attrs.evolve(record, status=RUNNING, executions=execution)
-    state = attrs.evolve(
+    record = changed(record, status=RUNNING, executions=execution)
+    state = changed(
         state,
         steps=state.steps.set(spot.key, record),
         in_flight={**state.in_flight, flight(spot.key, execution): spot.frame},
@@ -420,7 +421,7 @@ def frame_ended(
     if frame == MAIN:
         return attrs.evolve(state, status=COMPLETED, result=result, wait=None), ()
     opened = state.frames[frame]
-    state = attrs.evolve(state, frames={p: f for p, f in state.frames.items() if p != frame})
+    state = changed(state, frames={p: f for p, f in state.frames.items() if p != frame})
     state = _forget_steps(workflow, state, opened, frame)
     return _child_ended(workflow, state, opened, frame, result, None, at)
 
@@ -444,8 +445,8 @@ def _forget_steps(workflow: Workflow, state: RunState, opened: Frame, path: str)
     owner = steps[opened.owner]
     highest = max(record.executions for _, record in gone)
     if highest > owner.executions:
-        steps = steps.set(opened.owner, attrs.evolve(owner, executions=highest))
-    return attrs.evolve(state, steps=steps, left=(state.left, tuple(gone)))
+        steps = steps.set(opened.owner, changed(owner, executions=highest))
+    return changed(state, steps=steps, left=(state.left, tuple(gone)))
 
 
 def frame_failed(workflow: Workflow, state: RunState, frame: str, error: Any, at: str) -> Next:
@@ -543,7 +544,7 @@ def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) ->
         "items": items if isinstance(step, ForeachStep) else None,
         "base": record.executions,  # where attempt numbers of steps met first start
     }
-    state = put(state, spot.key, attrs.evolve(record, progress=progress))
+    state = put(state, spot.key, changed(record, progress=progress))
     return _open_children(workflow, state, spot, at)
 
 
@@ -619,7 +620,7 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
                 return resolve(
                     workflow, _child_ended(workflow, state, frame, path, None, failure, at), at
                 )
-            frame = attrs.evolve(frame, inputs=inputs)
+            frame = changed(frame, inputs=inputs)
     elif isinstance(step, ParallelStep):
         branch = step.branches[index]
         path = f"{spot.key}.{branch.id}"
@@ -632,7 +633,7 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
                 follow_list=False,
                 index=index,
             )
-            state = attrs.evolve(state, frames={**state.frames, path: frame})
+            state = changed(state, frames={**state.frames, path: frame})
             scope = workflow.scopes[parent_scope]
             return enter(workflow, state, path, scope.positions[str(branch.start_at)], at)
         frame = Frame(
@@ -643,7 +644,7 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
             index=index,
         )
         if branch.start_at is not None:
-            state = attrs.evolve(state, frames={**state.frames, path: frame})
+            state = changed(state, frames={**state.frames, path: frame})
             scope = workflow.scopes[frame.scope]
             return enter(workflow, state, path, scope.positions[branch.start_at], at)
     else:
@@ -661,8 +662,8 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
             return resolve(
                 workflow, _child_ended(workflow, state, frame, path, None, failure, at), at
             )
-        frame = attrs.evolve(frame, inputs=inputs)
-    state = attrs.evolve(state, frames={**state.frames, path: frame})
+        frame = changed(frame, inputs=inputs)
+    state = changed(state, frames={**state.frames, path: frame})
     return enter(workflow, state, path, workflow.scopes[frame.scope].first, at)
 
 
@@ -742,7 +743,7 @@ def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> N
         )
     elif not done:
         return state, ()
-    record = attrs.evolve(state.steps[spot.key], progress=None)
+    record = changed(state.steps[spot.key], progress=None)
     if failures:
         return _step_failed(workflow, state, spot, record, _container_error(spot, failures), at)
     outputs = progress["results"]
@@ -756,7 +757,7 @@ def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> N
             message = f"Step '{spot.key}' outputs do not match its outputs schema: {problem}"
             failure = verdicts.error("ERR_STEP_OUTPUT_INVALID", message, spot.key)
             return _step_failed(workflow, state, spot, record, failure, at)
-    record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=at)
+    record = changed(record, status=COMPLETED, outputs=outputs, finished_at=at)
     return _after(workflow, put(state, spot.key, record), spot, None, at)
 
 
@@ -782,14 +783,14 @@ def _container_error(spot: Spot, failures: list[dict[str, Any]]) -> dict[str, An
 
 def _put_progress(state: RunState, key: str, **changes: Any) -> RunState:
     record = state.steps[key]
-    return put(state, key, attrs.evolve(record, progress={**record.progress, **changes}))
+    return put(state, key, changed(record, progress={**record.progress, **changes}))
 
 
 # --- small pieces --------------------------------------------------------------------------
 
 
 def put(state: RunState, key: str, record: StepRecord) -> RunState:
-    return attrs.evolve(state, steps=state.steps.set(key, record))
+    return changed(state, steps=state.steps.set(key, record))
 
 
 def expression_context(

@@ -9,7 +9,7 @@ converts to and from the plain JSON that lives in `state.json` and `events.jsonl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -313,6 +313,20 @@ class RunState:
     # the state's value. A chain (earlier chain, records), so that adding costs the same
     # however many iterations one event completes.
     left: tuple[Any, ...] = attrs.field(default=(), eq=False)
+
+
+Record = TypeVar("Record")
+
+
+def changed(record: Record, **changes: Any) -> Record:
+    """`attrs.evolve` without its per-field work, for the copies the interpreter makes on
+    every event (a run state has twenty fields). For the records of this package (frozen,
+    without __slots__); values are taken as given: no converter runs, so `steps` must
+    already be a StepMap."""
+    copy = object.__new__(type(record))
+    copy.__dict__.update(record.__dict__)
+    copy.__dict__.update(changes)
+    return copy
 
 
 def left_records(state: RunState) -> list[tuple[str, StepRecord]]:

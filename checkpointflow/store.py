@@ -204,6 +204,7 @@ def place_output(folder: RunFolder, step_id: str, attempt: int) -> tuple[str | N
 
 
 def _kept(scratch: Path, final: Path) -> bool:
+    """Whether one stream printed something; it is then at `final`, else no file is left."""
     for path in (scratch, final):
         try:
             size = path.stat().st_size

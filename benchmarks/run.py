@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/run.py            # default run, a few minutes
     .venv/bin/python benchmarks/run.py --quick    # fewer repetitions, to check the harness
     .venv/bin/python benchmarks/run.py --compare old=/path/to/cpf
+    .venv/bin/python benchmarks/run.py --scale    # growth curves instead (see scale.py)
 
 Every measurement is one child process timed from just before `Popen` to its reaping; peak
 RSS comes from a separate pass under `/usr/bin/time -f %M`. Cases are visited round-robin, in a
@@ -1389,7 +1390,13 @@ What it measures, all in one run with repetitions interleaved round-robin (shuff
 - peak memory of the 200-step run.
 
 Each case has its own temporary state root; children get `LLM=true`. This file is rewritten
-by every run; the section below is the latest one.
+by every run; "Latest results" below is the latest one.
+
+`--scale` measures growth curves instead (`benchmarks/scale.py`): a sequential foreach over
+100 to 50,000 items, 100 to 5,000 distinct steps, and `status`, `resume`, `inspect`, `logs`
+and `verify` on runs with 2,000 to 20,000 events, next to 1.10.0 (`/tmp/up110/bin/cpf`)
+when installed: marginal cost per item, step and event, and peak memory. It rewrites only
+its own section, "Growth curves"; the default run keeps that section as it was.
 """
 
 
@@ -1434,6 +1441,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--json", type=Path, help="also write every sample to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="measure growth curves (foreach items, steps, history) instead; see scale.py",
+    )
+    parser.add_argument(
+        "--scale-sizes",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        help="foreach sizes for --scale (default 100,1000,5000,20000,50000)",
+    )
+    parser.add_argument("--scale-reps", type=int, default=1, help="repetitions per --scale point")
     args = parser.parse_args(argv)
     if args.reps is None:
         args.reps = 4 if args.quick else 20
@@ -1472,6 +1490,13 @@ def find_tools(args: argparse.Namespace, notes: list[str]) -> list[Tool]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.scale:
+        import scale
+
+        command = [os.path.relpath(sys.executable, Path.cwd()), os.path.relpath(__file__), *argv]
+        meta = [*machine(), f"command: `{shlex.join(command)}`"]
+        meta += [f"project revision: {git_revision()}", f"load average at start: {load()}"]
+        return scale.main(args, str(OURS), args.compare, README, meta)
     notes: list[str] = []
     tools = find_tools(args, notes)
     started = time.monotonic()
@@ -1501,7 +1526,11 @@ def main(argv: list[str]) -> int:
         meta["duration"] = f"{time.monotonic() - started:.0f} s"
         meta["load_end"] = load()
         text = report(bench, meta)
-        args.output.write_text(text)
+        import scale  # its section of the file (growth curves) stays as it was
+
+        old = args.output.read_text() if args.output.exists() else ""
+        kept = scale.kept_section(old)
+        args.output.write_text(text.rstrip("\n") + "\n\n" + kept if kept else text)
         if args.json:
             args.json.write_text(json.dumps(raw(bench), indent=1) + "\n")
             say(f"wrote {args.json}")

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT_EVERY_EVENTS = 100
 CHECKPOINT_EVERY_SECONDS = 2.0
+CHECKPOINT_SHARE = 0.05  # at most this share of a long run's time goes to checkpoints
 DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 OPPORTUNISTIC_OUTPUT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 2000
@@ -94,6 +95,7 @@ class Session:
         self.log = store.EventLog(folder)
         self.unsaved_events = 0
         self.saved_at = time.monotonic()
+        self.saving_took = 0.0  # seconds the last checkpoint took
         self.latest: RunState | None = None  # the state after the last event in the log
         self.stops: dict[str, threading.Event] = {}  # attempt in flight -> "stop it now"
         self.inbox = Inbox(folder)
@@ -108,19 +110,26 @@ class Session:
             self.log.append(event_to_record(event, state.seq, store.EVENT_SCHEMA))
             self.latest = state
             self.unsaved_events += 1
-            if (
-                self.unsaved_events >= CHECKPOINT_EVERY_EVENTS
-                or time.monotonic() - self.saved_at >= CHECKPOINT_EVERY_SECONDS
-            ):
+            if self.checkpoint_due():
                 self.checkpoint(state)
         return state, work
 
+    def checkpoint_due(self) -> bool:
+        """Every 100 events or 2 seconds, but never so often that checkpoints take more
+        than a small share of the time: a state that grew big (a long foreach's items and
+        results) is saved less often, so one more item costs the same as the first."""
+        elapsed = time.monotonic() - self.saved_at
+        due = self.unsaved_events >= CHECKPOINT_EVERY_EVENTS or elapsed >= CHECKPOINT_EVERY_SECONDS
+        return due and elapsed * CHECKPOINT_SHARE >= self.saving_took
+
     def checkpoint(self, state: RunState) -> None:
+        started = time.monotonic()
         with interruptions.shielded():
             store.write_state(self.folder, {**state_to_json(state), "log_offset": self.log.offset})
             store.write_summary(self.folder, summary_of(state))
         self.unsaved_events = 0
         self.saved_at = time.monotonic()
+        self.saving_took = self.saved_at - started
 
     def drive(self, state: RunState, work: tuple[Effect, ...]) -> RunState:
         """Perform effects and feed their outcomes back until the run waits or finishes.
@@ -228,38 +237,45 @@ class Session:
         return state
 
     def stopped_attempt(self, entry: str) -> dict[str, Any]:
-        """An in-flight attempt, with the output files it left (None for those it never
-        created: it was stopped before its process started)."""
+        """An in-flight attempt, with the output files it left in their place (None for a
+        stream with no output, or one never created: it was stopped before it started)."""
         step_id, attempt = flight_parts(entry)
-        files = self.folder.output_files(step_id, attempt)
-        stdout, stderr = (name if (self.folder.path / name).is_file() else None for name in files)
+        with store.persisting(self.folder.path / "steps"):
+            stdout, stderr = store.place_output(self.folder, step_id, attempt)
         return {"step_id": step_id, "attempt": attempt, "stdout": stdout, "stderr": stderr}
 
     def perform(self, effect: Effect, stop: threading.Event) -> StepFinished | ResponseReceived:
         if isinstance(effect, SendRequest):
             return self.send(effect, stop)
-        stdout, stderr = self.folder.output_files(effect.step_id, effect.attempt)
+        attempt_of = (effect.step_id, effect.attempt)
+        scratch_out, scratch_err = self.folder.scratch_files(*attempt_of)
         self.progress.step_started(effect)
         group_file = self.folder.process_file(effect.step_id, effect.attempt)
         noted: list[int] = []
 
         def note(group: int) -> None:
+            store.settle_output(self.folder, effect.step_id, effect.attempt)
             store.note_process_group(group_file, group)
             noted.append(group)
 
-        paths = (self.folder.path / stdout, self.folder.path / stderr)
-        with store.persisting(paths[0]), self.progress.live_output(effect, paths):
+        finals = [self.folder.path / name for name in self.folder.output_files(*attempt_of)]
+        watched = ((scratch_out, finals[0]), (scratch_err, finals[1]))  # settled when long
+        with store.persisting(scratch_out), self.progress.live_output(effect, watched):
             outcome = effects.perform(
                 effect,
                 self.folder.run_id,
-                self.folder.path / stdout,
-                self.folder.path / stderr,
+                scratch_out,
+                scratch_err,
                 on_start=note,
                 stop=stop,
             )
         if noted:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(group_file)
+        with store.persisting(scratch_out):
+            stdout, stderr = store.place_output(self.folder, effect.step_id, effect.attempt)
+            kept = [self.folder.path / name for name in (stdout, stderr) if name is not None]
+            effects.mask_outputs(effect, kept)
         output, problem = None, None
         readable = outcome.failure is None and not outcome.timed_out
         if readable and (outcome.stdout_bytes or effect.parse_stdout):
@@ -278,7 +294,7 @@ class Session:
             output_problem=problem,
             stderr_tail=(
                 store.read_output_tail(self.folder, stderr, STDERR_TAIL_BYTES)
-                if outcome.exit_code != 0
+                if outcome.exit_code != 0 and stderr is not None
                 else ""
             ),
             at=now(),
@@ -314,14 +330,16 @@ class Session:
         self.progress.response_received(event)
         return event
 
-    def read_output(self, relative: str, required: bool) -> tuple[Any, str | None]:
+    def read_output(self, relative: str | None, required: bool) -> tuple[Any, str | None]:
         """Parse stdout as JSON: required for steps with `outputs`, opportunistic otherwise.
 
         Without an `outputs` schema, stdout that is not JSON (or is large) simply gives the
-        step no outputs.
+        step no outputs. No file (None) is empty output.
         """
         limit = max_output_bytes() if required else OPPORTUNISTIC_OUTPUT_BYTES
-        data, truncated = store.read_output_file(self.folder, relative, limit)
+        data, truncated = b"", False
+        if relative is not None:
+            data, truncated = store.read_output_file(self.folder, relative, limit)
         output, problem = None, None
         if truncated:
             problem = f"is larger than {limit} bytes (CHECKPOINTFLOW_MAX_OUTPUT_BYTES)"

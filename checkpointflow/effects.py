@@ -61,12 +61,11 @@ def perform(
     started; `on_start` learns the group's id once the command has run for longer than
     QUICK_SECONDS (a quick command costs no file for `recover`, which finds the orphans of
     those by their environment instead). CPF_RUN_ID and CPF_STEP_ID
-    tell the command which run and step it serves. Values read through `${env.NAME}` are
-    replaced by `***` in the captured output.
+    tell the command which run and step it serves. `mask_outputs` then hides the values
+    read through `${env.NAME}` in what it printed.
     """
     stop = stop or threading.Event()
     stdout_path.parent.mkdir(parents=True, exist_ok=True)
-    stdout_path.write_bytes(b"")
     if stop.wait(effect.delay_seconds):
         stderr_path.write_bytes(STOPPED.encode() + b"\n")
         return CommandOutcome(None, False, 0, STOPPED, "ERR_CANCELLED")
@@ -99,10 +98,15 @@ def perform(
             raise
         exit_code, timed_out = _wait(process, effect.timeout_seconds, stop)
         written = os.fstat(stdout.fileno()).st_size
-    secrets = [os.environ[name].encode() for name in effect.secrets if os.environ[name]]
-    for path in (stdout_path, stderr_path):
-        mask_file(path, secrets)
     return CommandOutcome(exit_code, timed_out, _since(started), stdout_bytes=written)
+
+
+def mask_outputs(effect: RunCommand, paths: list[Path]) -> None:
+    """Replace the values read through `${env.NAME}` by `***` in a command's captured
+    output, wherever it ended up (see `store.place_output`)."""
+    secrets = [os.environ[name].encode() for name in effect.secrets if os.environ.get(name)]
+    for path in paths:
+        mask_file(path, secrets)
 
 
 def _ended(process: subprocess.Popen[bytes], seconds: float) -> bool:

@@ -43,6 +43,7 @@ from checkpointflow.model import (
     Workflow,
     WorkflowStep,
 )
+from checkpointflow.persistent import Slots
 from checkpointflow.state import (
     CANCELLED,
     COMPLETED,
@@ -54,6 +55,7 @@ from checkpointflow.state import (
     Frame,
     RunState,
     StepRecord,
+    changed,
     flight,
 )
 from checkpointflow.timestamps import from_millis, to_millis
@@ -111,13 +113,13 @@ def frame_is_open(state: RunState, frame: str) -> bool:
 
 
 def _set_frame(state: RunState, path: str, **changes: Any) -> RunState:
-    frames = {**state.frames, path: attrs.evolve(state.frames[path], **changes)}
-    return attrs.evolve(state, frames=frames)
+    frames = {**state.frames, path: changed(state.frames[path], **changes)}
+    return changed(state, frames=frames)
 
 
 def _set_current(state: RunState, frame: str, key: str) -> RunState:
     if frame == MAIN:
-        return attrs.evolve(state, current_step_id=key)
+        return changed(state, current_step_id=key)
     return _set_frame(state, frame, current=key)
 
 
@@ -125,12 +127,12 @@ def settle_status(state: RunState) -> RunState:
     """Running while a step runs, else waiting while a wait is pending."""
     wait = state.waits[0] if state.waits else None
     if state.status in FINISHED:
-        return attrs.evolve(state, wait=None) if state.wait is not None else state
+        return changed(state, wait=None) if state.wait is not None else state
     status = RUNNING if state.in_flight else WAITING if state.waits else None
     if status is not None:
         if state.status == status and state.wait is wait:
             return state
-        return attrs.evolve(state, status=status, wait=wait)
+        return changed(state, status=status, wait=wait)
     raise InternalFailure("ERR_INTERNAL", f"run {state.run_id} has nothing running or waiting")
 
 
@@ -238,7 +240,11 @@ def _enter(workflow: Workflow, state: RunState, frame: str, index: int, at: str)
 
 def _visit(state: RunState, key: str, at: str, status: str) -> StepRecord:
     """A fresh visit of a step: history of earlier visits is kept only in the log."""
-    previous = state.steps.get(key) or StepRecord(status=status)
+    previous = state.steps.get(key)
+    if previous is None:
+        return StepRecord(
+            status=status, visits=1, executions=_first_number(state, key), started_at=at
+        )
     return StepRecord(
         status=status,
         visits=previous.visits + 1,
@@ -247,9 +253,19 @@ def _visit(state: RunState, key: str, at: str, status: str) -> StepRecord:
     )
 
 
+def _first_number(state: RunState, key: str) -> int:
+    """Where the attempt numbers of a step met for the first time start: after those of
+    the same key in earlier visits of its container, whose records left the state when
+    their frame completed (see `_forget_steps`); the container kept them as `base`."""
+    frame = state.frames.get(key.rpartition(".")[0])
+    owner = state.steps.get(frame.owner) if frame is not None else None
+    progress = owner.progress if owner is not None else None
+    return int(progress.get("base", 0)) if progress is not None else 0
+
+
 def placed(step: StepKind, key: str) -> StepKind:
     """The step named by its key, so messages and effects say where it ran."""
-    return step if step.id == key else attrs.evolve(step, id=key)
+    return step if step.id == key else changed(step, id=key)
 
 
 def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, at: str) -> Next:
@@ -268,10 +284,10 @@ def launch(workflow: Workflow, state: RunState, spot: Spot, record: StepRecord, 
     except ExpressionError as error:
         field = "command" if isinstance(step, CliStep) else "request"
         return _expression_failure(workflow, put(state, spot.key, record), spot, field, error, at)
-    record = attrs.evolve(record, status=RUNNING, executions=execution)
-    state = attrs.evolve(
+    record = changed(record, status=RUNNING, executions=execution)
+    state = changed(
         state,
-        steps={**state.steps, spot.key: record},
+        steps=state.steps.set(spot.key, record),
         in_flight={**state.in_flight, flight(spot.key, execution): spot.frame},
     )
     return state, (effect,)
@@ -397,8 +413,32 @@ def frame_ended(
     if frame == MAIN:
         return attrs.evolve(state, status=COMPLETED, result=result, wait=None), ()
     opened = state.frames[frame]
-    state = attrs.evolve(state, frames={p: f for p, f in state.frames.items() if p != frame})
+    state = changed(state, frames={p: f for p, f in state.frames.items() if p != frame})
+    state = _forget_steps(workflow, state, opened, frame)
     return _child_ended(workflow, state, opened, frame, result, None, at)
+
+
+def _forget_steps(workflow: Workflow, state: RunState, opened: Frame, path: str) -> RunState:
+    """A completed iteration, branch or sub-workflow leaves the state: the records of its
+    steps go (the log keeps their history), so a long foreach keeps a state the size of
+    what is active. Its owner keeps the highest attempt number they reached (`executions`),
+    so a later visit numbers its output files after theirs. Steps of a `start_at` branch
+    belong to the frame around it and stay."""
+    if opened.prefix != path + ".":
+        return state
+    steps, gone = state.steps, []
+    for step in workflow.scopes[opened.scope].steps:
+        record = steps.get(opened.prefix + step.id)
+        if record is not None:
+            gone.append((opened.prefix + step.id, record))
+            steps = steps.remove(opened.prefix + step.id)
+    if not gone:
+        return state
+    owner = steps[opened.owner]
+    highest = max(record.executions for _, record in gone)
+    if highest > owner.executions:
+        steps = steps.set(opened.owner, changed(owner, executions=highest))
+    return changed(state, steps=steps, left=(state.left, tuple(gone)))
 
 
 def frame_failed(workflow: Workflow, state: RunState, frame: str, error: Any, at: str) -> Next:
@@ -437,17 +477,18 @@ def _abandon_frames(state: RunState, chosen: Any, at: str) -> RunState:
     gone = {path for path in state.frames if chosen(path)}
     if not gone:
         return state
-    steps = dict(state.steps)
+    steps = state.steps
     for wait in state.waits:
         if wait["frame"] in gone:
-            steps[wait["wait_id"]] = attrs.evolve(
-                steps[wait["wait_id"]], status=CANCELLED, finished_at=at
+            steps = steps.set(
+                wait["wait_id"],
+                attrs.evolve(steps[wait["wait_id"]], status=CANCELLED, finished_at=at),
             )
     for path in gone:
         current = state.frames[path].current
         record = steps.get(current) if current else None
-        if record is not None and record.status in (RUNNING, WAITING):
-            steps[current] = attrs.evolve(record, status=CANCELLED, finished_at=at)  # type: ignore[index]
+        if current is not None and record is not None and record.status in (RUNNING, WAITING):
+            steps = steps.set(current, attrs.evolve(record, status=CANCELLED, finished_at=at))
     return attrs.evolve(
         state,
         steps=steps,
@@ -478,7 +519,7 @@ def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) ->
             )
             return _step_failed(workflow, state, spot, record, failure, at)
         total, limit = len(items), step.concurrency
-        results: Any = [None] * total
+        results: Any = Slots(total)
     elif isinstance(step, ParallelStep):
         items = [branch.id for branch in step.branches]
         total, limit = len(items), step.max_concurrency or len(items)
@@ -493,8 +534,9 @@ def _open_container(workflow: Workflow, state: RunState, spot: Spot, at: str) ->
         "results": results,
         "failures": [],
         "items": items if isinstance(step, ForeachStep) else None,
+        "base": record.executions,  # where attempt numbers of steps met first start
     }
-    state = put(state, spot.key, attrs.evolve(record, progress=progress))
+    state = put(state, spot.key, changed(record, progress=progress))
     return _open_children(workflow, state, spot, at)
 
 
@@ -570,7 +612,7 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
                 return resolve(
                     workflow, _child_ended(workflow, state, frame, path, None, failure, at), at
                 )
-            frame = attrs.evolve(frame, inputs=inputs)
+            frame = changed(frame, inputs=inputs)
     elif isinstance(step, ParallelStep):
         branch = step.branches[index]
         path = f"{spot.key}.{branch.id}"
@@ -583,7 +625,7 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
                 follow_list=False,
                 index=index,
             )
-            state = attrs.evolve(state, frames={**state.frames, path: frame})
+            state = changed(state, frames={**state.frames, path: frame})
             scope = workflow.scopes[parent_scope]
             return enter(workflow, state, path, scope.positions[str(branch.start_at)], at)
         frame = Frame(
@@ -594,7 +636,7 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
             index=index,
         )
         if branch.start_at is not None:
-            state = attrs.evolve(state, frames={**state.frames, path: frame})
+            state = changed(state, frames={**state.frames, path: frame})
             scope = workflow.scopes[frame.scope]
             return enter(workflow, state, path, scope.positions[branch.start_at], at)
     else:
@@ -612,8 +654,8 @@ def _open_child(workflow: Workflow, state: RunState, spot: Spot, index: int, at:
             return resolve(
                 workflow, _child_ended(workflow, state, frame, path, None, failure, at), at
             )
-        frame = attrs.evolve(frame, inputs=inputs)
-    state = attrs.evolve(state, frames={**state.frames, path: frame})
+        frame = changed(frame, inputs=inputs)
+    state = changed(state, frames={**state.frames, path: frame})
     return enter(workflow, state, path, workflow.scopes[frame.scope].first, at)
 
 
@@ -656,8 +698,8 @@ def _child_ended(
     record = state.steps[owner]
     progress = record.progress
     results = progress["results"]
-    if isinstance(results, list):
-        results = [*results[: child.index], result, *results[child.index + 1 :]]
+    if isinstance(results, Slots):
+        results = results.set(child.index, result)
     elif isinstance(results, dict):
         branch_id = path[len(owner) + 1 :]
         results = {**results, branch_id: result} if error is None else results
@@ -693,10 +735,12 @@ def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> N
         )
     elif not done:
         return state, ()
-    record = attrs.evolve(state.steps[spot.key], progress=None)
+    record = changed(state.steps[spot.key], progress=None)
     if failures:
         return _step_failed(workflow, state, spot, record, _container_error(spot, failures), at)
     outputs = progress["results"]
+    if isinstance(outputs, Slots):
+        outputs = outputs.to_list()
     step = spot.step
     assert isinstance(step, ForeachStep | ParallelStep | WorkflowStep)
     if step.outputs_schema is not None:
@@ -705,7 +749,7 @@ def _maybe_finish(workflow: Workflow, state: RunState, spot: Spot, at: str) -> N
             message = f"Step '{spot.key}' outputs do not match its outputs schema: {problem}"
             failure = verdicts.error("ERR_STEP_OUTPUT_INVALID", message, spot.key)
             return _step_failed(workflow, state, spot, record, failure, at)
-    record = attrs.evolve(record, status=COMPLETED, outputs=outputs, finished_at=at)
+    record = changed(record, status=COMPLETED, outputs=outputs, finished_at=at)
     return _after(workflow, put(state, spot.key, record), spot, None, at)
 
 
@@ -731,14 +775,14 @@ def _container_error(spot: Spot, failures: list[dict[str, Any]]) -> dict[str, An
 
 def _put_progress(state: RunState, key: str, **changes: Any) -> RunState:
     record = state.steps[key]
-    return put(state, key, attrs.evolve(record, progress={**record.progress, **changes}))
+    return put(state, key, changed(record, progress={**record.progress, **changes}))
 
 
 # --- small pieces --------------------------------------------------------------------------
 
 
 def put(state: RunState, key: str, record: StepRecord) -> RunState:
-    return attrs.evolve(state, steps={**state.steps, key: record})
+    return changed(state, steps=state.steps.set(key, record))
 
 
 def expression_context(

@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from checkpointflow import compaction, history, store
+from checkpointflow import compaction, history, store, verdicts
 from checkpointflow.errors import ValidationFailure
+from checkpointflow.flow import placed
 from checkpointflow.interpreter import advance
-from checkpointflow.model import Workflow
+from checkpointflow.model import CliStep, Workflow
+from checkpointflow.persistent import StepMap
 from checkpointflow.state import (
     RUNNING,
     RunRecovered,
@@ -22,6 +24,7 @@ from checkpointflow.state import (
     StepFinished,
     StepRecord,
     event_from_record,
+    left_records,
     state_to_json,
 )
 
@@ -166,7 +169,7 @@ def step_results(
     state: RunState | None = None
     workflows: dict[str | None, Workflow] = {}
     for record in records:
-        before = state.steps if state else {}
+        before: StepMap[str, StepRecord] = state.steps if state else StepMap()
         event = event_from_record(record)
         sha = _sha_for(event, state)
         if sha not in workflows:
@@ -174,8 +177,8 @@ def step_results(
         workflow = workflows[sha]
         state, _ = advance(workflow, state, event)
         if isinstance(event, StepFinished | RunRecovered):
-            rows.append(_attempt_row(folder, state, event))
-        for step_id, step in state.steps.items():
+            rows.append(_attempt_row(folder, workflow, state, event))
+        for step_id, step in [*left_records(state), *state.steps.changed_since(before)]:
             previous = before.get(step_id)
             settled = (
                 step.status not in (RUNNING, "completed", "failed")
@@ -203,13 +206,13 @@ def _sha_for(event: Any, state: RunState | None) -> str | None:
 
 
 def _attempt_row(
-    folder: store.RunFolder, state: RunState, event: StepFinished | RunRecovered
+    folder: store.RunFolder, workflow: Workflow, state: RunState, event: StepFinished | RunRecovered
 ) -> dict[str, Any]:
-    """The outcome of one attempt; a successful attempt whose step was entered again at
-    once (a loop onto itself) is no longer in the state, and had no error."""
-    step = state.steps[event.step_id]
-    attempt = next((a for a in step.attempts if a.attempt == event.attempt), None)
-    error = (attempt.error if attempt else None) or {}
+    """The outcome of one attempt. One whose record is gone (its iteration completed at
+    once and left the state) or was replaced (a loop onto itself) is judged again."""
+    step = state.steps.get(event.step_id)
+    attempt = next((a for a in step.attempts if a.attempt == event.attempt), None) if step else None
+    error = (attempt.error if attempt else _judged(workflow, event)) or {}
     output = event.output if isinstance(event, StepFinished) else None
     return {
         "step_id": event.step_id,
@@ -225,6 +228,14 @@ def _attempt_row(
         "duration_ms": event.duration_ms if isinstance(event, StepFinished) else None,
         "created_at": event.at,
     }
+
+
+def _judged(workflow: Workflow, event: StepFinished | RunRecovered) -> Any:
+    """The error of an attempt whose record the state no longer holds (None: success)."""
+    step = workflow.step_at(event.step_id)
+    if isinstance(event, StepFinished) and isinstance(step, CliStep):
+        return verdicts.command_error(placed(step, event.step_id), event)
+    return None
 
 
 def _path(folder: store.RunFolder, relative: str | None) -> str | None:

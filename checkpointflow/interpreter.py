@@ -114,6 +114,8 @@ def _advance(workflow: Workflow, state: RunState | None, event: Event) -> Outcom
         return _start(workflow, event)
     if state is None:
         raise InternalFailure("ERR_INTERNAL", "the first event of a run must be run_started")
+    if state.left:
+        state = attrs.evolve(state, left=())
     if isinstance(event, StepFinished | ResponseReceived):
         state, effects = _attempt_finished(workflow, state, event)
     elif isinstance(event, EventReceived):
@@ -249,8 +251,8 @@ def _attempt(
     event: StepFinished | ResponseReceived,
     exit_code: int | None,
     timed_out: bool,
-    stdout: str,
-    stderr: str,
+    stdout: str | None,
+    stderr: str | None,
 ) -> Attempt:
     return Attempt(
         attempt=event.attempt,
@@ -536,11 +538,11 @@ def _cancelled(state: RunState, event: RunCancelled) -> Outcome:
     running = [flight_parts(entry)[0] for entry in state.in_flight]
     active = [state.current_step_id, *running, *(w["wait_id"] for w in state.waits)]
     active += [frame.current for frame in state.frames.values()]
-    steps = dict(state.steps)
+    steps = state.steps
     for key in active:
         record = steps.get(key) if key else None
-        if record is not None and record.status in (WAITING, RUNNING):
-            steps[key] = attrs.evolve(record, status=CANCELLED, finished_at=event.at)
+        if key and record is not None and record.status in (WAITING, RUNNING):
+            steps = steps.set(key, attrs.evolve(record, status=CANCELLED, finished_at=event.at))
     return attrs.evolve(
         state,
         steps=steps,

@@ -40,11 +40,14 @@ def printable(text: str, colour: bool) -> str:
     return _CONTROL.sub("", kept)
 
 
+Watched = Path | tuple[Path, ...]  # an output file, or where it is first and then moves to
+
+
 class FileTail:
     """One output file being followed: where reading stopped, and its unfinished line."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, *moved_to: Path) -> None:
+        self.paths = (path, *moved_to)  # where the file is first, then where it may move
         self.handle: BinaryIO | None = None
         self.partial = b""
         self.skipped = 0  # bytes passed over because the step printed too fast
@@ -64,9 +67,8 @@ class FileTail:
 
     def _read(self) -> bytes:
         if self.handle is None:
-            try:
-                self.handle = open(self.path, "rb")  # noqa: SIM115 (kept open while followed)
-            except OSError:
+            self.handle = _opened(self.paths)
+            if self.handle is None:
                 return b""  # not created yet
         size = os.fstat(self.handle.fileno()).st_size
         position = self.handle.tell()
@@ -83,6 +85,16 @@ class FileTail:
             self.handle.close()
 
 
+def _opened(paths: tuple[Path, ...]) -> BinaryIO | None:
+    """The first of `paths` that can be opened (an open file stays readable when moved)."""
+    for path in paths:
+        try:
+            return open(path, "rb")
+        except OSError:
+            continue
+    return None
+
+
 def _pieces(line: bytes) -> list[bytes]:
     """A line as shown: whole, or in pieces of MAX_LINE_BYTES when longer."""
     if len(line) <= MAX_LINE_BYTES:
@@ -93,9 +105,11 @@ def _pieces(line: bytes) -> list[bytes]:
 class Followed:
     """One running step attempt: its files, and the secrets to mask in what it prints."""
 
-    def __init__(self, key: str, paths: tuple[Path, ...], secrets: tuple[str, ...]) -> None:
+    def __init__(self, key: str, paths: tuple[Watched, ...], secrets: tuple[str, ...]) -> None:
         self.key = key
-        self.tails = [FileTail(path) for path in paths]
+        self.tails = [
+            FileTail(*path) if isinstance(path, tuple) else FileTail(path) for path in paths
+        ]
         parts = {line for s in secrets for line in s.splitlines()}
         wholes = {s for s in secrets if s}
         kept = wholes | {line for line in parts if len(line) >= SHORTEST_MASKED_LINE}
@@ -128,7 +142,7 @@ class LiveOutput:
 
     @contextmanager
     def following(
-        self, attempt: str, key: str, paths: tuple[Path, ...], secrets: tuple[str, ...]
+        self, attempt: str, key: str, paths: tuple[Watched, ...], secrets: tuple[str, ...]
     ) -> Iterator[None]:
         """Follow a step attempt's files while it runs (read in the background), and show
         the rest of its output when it ends."""
@@ -140,7 +154,7 @@ class LiveOutput:
             self.finish(attempt)
 
     def follow(
-        self, attempt: str, key: str, paths: tuple[Path, ...], secrets: tuple[str, ...]
+        self, attempt: str, key: str, paths: tuple[Watched, ...], secrets: tuple[str, ...]
     ) -> None:
         """Start following one attempt (named `attempt`, e.g. build#2) of step `key`."""
         with self.reading:

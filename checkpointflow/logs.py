@@ -229,10 +229,13 @@ def parse_output_spec(spec: str, attempt: int | None) -> OutputRequest:
 
 
 def step_output(folder: store.RunFolder, request: OutputRequest, max_bytes: int) -> Row:
-    """The captured stdout and stderr of one attempt: at most the last `max_bytes` of each."""
-    attempt = request.attempt or latest_attempt(folder, request.step_id)
+    """The captured stdout and stderr of one attempt: at most the last `max_bytes` of each.
+    A stream the attempt printed nothing on has no file: it reads as empty, path null."""
+    logged = logged_attempts(folder, request.step_id)
+    attempt = request.attempt or latest_attempt(folder, request.step_id, logged)
     stdout, stderr = folder.output_files(request.step_id, attempt)
-    if not (folder.path / stdout).is_file() and not (folder.path / stderr).is_file():
+    found = (folder.path / stdout).is_file() or (folder.path / stderr).is_file()
+    if not found and attempt not in logged:
         raise ValidationFailure(
             "ERR_OUTPUT_NOT_FOUND",
             f"Run {folder.run_id} has no captured output for step {request.step_id} attempt "
@@ -247,14 +250,49 @@ def step_output(folder: store.RunFolder, request: OutputRequest, max_bytes: int)
     }
 
 
-def latest_attempt(folder: store.RunFolder, step_id: str) -> int:
-    """The highest attempt number with captured output (0 when there is none)."""
+def latest_attempt(folder: store.RunFolder, step_id: str, logged: set[int]) -> int:
+    """The highest attempt number that ended (in the log) or has captured output (one
+    still running), 0 when there is none."""
     numbers = [
         int(path.stem)
         for path in (folder.path / "steps" / store.step_folder(step_id)).glob("*.std*")
         if path.stem.isdigit()
     ]
-    return max(numbers, default=0)
+    return max([*numbers, *logged], default=0)
+
+
+def logged_attempts(folder: store.RunFolder, step_id: str) -> set[int]:
+    """The attempt numbers of a step that the log records as ended. Only the lines that
+    name the step are parsed, so this costs one pass over the bytes of the log."""
+    try:
+        data = folder.events_file.read_bytes()
+    except OSError:
+        return set()
+    needle = json.dumps(step_id, ensure_ascii=False).encode()
+    numbers: set[int] = set()
+    start = data.find(needle)
+    while start >= 0:
+        begin, end = data.rfind(b"\n", 0, start) + 1, data.find(b"\n", start)
+        if end < 0:
+            break  # a torn last line
+        numbers.update(_attempts_in(data[begin:end], step_id))
+        start = data.find(needle, end)
+    return numbers
+
+
+def _attempts_in(line: bytes, step_id: str) -> list[int]:
+    try:
+        payload = json.loads(line).get("payload") or {}
+    except (ValueError, AttributeError):
+        return []
+    ended = [payload, *payload.get("attempts", [])]  # run_interrupted lists several
+    return [
+        attempt["attempt"]
+        for attempt in ended
+        if isinstance(attempt, dict)
+        and attempt.get("step_id") == step_id
+        and isinstance(attempt.get("attempt"), int)
+    ]
 
 
 def _captured(path: Path, max_bytes: int) -> Row:
@@ -264,7 +302,7 @@ def _captured(path: Path, max_bytes: int) -> Row:
             handle.seek(max(0, size - max_bytes))
             data = handle.read()
     except FileNotFoundError:
-        return {"path": str(path), "bytes": 0, "text": "", "truncated": False}
+        return {"path": None, "bytes": 0, "text": "", "truncated": False}
     except OSError as error:
         raise ValidationFailure(
             "ERR_FILE_NOT_FOUND", f"{path} cannot be read: {error.strerror}."

@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from checkpointflow.state import (
@@ -28,7 +27,7 @@ from checkpointflow.state import (
 )
 
 if TYPE_CHECKING:
-    from checkpointflow.live_output import LiveOutput
+    from checkpointflow.live_output import LiveOutput, Watched
 
 _GREEN, _RED, _YELLOW, _DIM, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 _YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -55,7 +54,7 @@ class Progress:
             self.stream.flush()
 
     def live_output(
-        self, effect: RunCommand, paths: tuple[Path, Path]
+        self, effect: RunCommand, paths: tuple[Watched, Watched]
     ) -> AbstractContextManager[None]:
         """While the context lasts, what the command writes to `paths` is shown live."""
         if self.live is None:

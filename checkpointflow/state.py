@@ -8,9 +8,12 @@ converts to and from the plain JSON that lives in `state.json` and `events.jsonl
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import attrs
+
+from checkpointflow.persistent import Slots, StepMap
 
 STATE_SCHEMA = "checkpointflow-state/v1"
 
@@ -108,8 +111,8 @@ class StepFinished:
     duration_ms: int
     failure: str | None  # could not start, and why
     failure_code: str | None  # the error code for `failure`
-    stdout: str  # paths relative to the run folder
-    stderr: str
+    stdout: str | None  # paths relative to the run folder; None: nothing was printed
+    stderr: str | None
     output: JSON  # parsed stdout when the step declares outputs
     output_problem: str | None  # why stdout could not be parsed
     stderr_tail: str
@@ -290,7 +293,7 @@ class Attempt:
     exit_code: int | None
     timed_out: bool
     duration_ms: int
-    stdout: str | None  # None: the attempt was stopped before it created the file
+    stdout: str | None  # None: nothing was captured (empty, or stopped before it began)
     stderr: str | None
     error: JSON
     finished_at: str
@@ -331,6 +334,11 @@ class Frame:
     index: int = 0  # position among its owner's iterations or branches
 
 
+def step_map(steps: Mapping[str, StepRecord]) -> StepMap[str, StepRecord]:
+    """Step records as a persistent map: a change copies one short path, not all of them."""
+    return steps if isinstance(steps, StepMap) else StepMap(steps.items())
+
+
 @attrs.frozen(slots=False)
 class RunState:
     run_id: str
@@ -344,7 +352,7 @@ class RunState:
     updated_at: str
     seq: int
     current_step_id: str | None = None
-    steps: dict[str, StepRecord] = attrs.field(factory=dict)
+    steps: StepMap[str, StepRecord] = attrs.field(factory=StepMap, converter=step_map)
     wait: JSON = None
     result: JSON = None
     error: JSON = None
@@ -355,6 +363,34 @@ class RunState:
     frames: dict[str, Frame] = attrs.field(factory=dict)  # open frames by path
     workflow_name: str | None = None  # left out of state.json when None
     workflow_description: str | None = None
+    # Records that left `steps` during the last event because their frame completed, for
+    # readers of the history (`inspect`, via `left_records`); never saved, and not part of
+    # the state's value. A chain (earlier chain, records), so that adding costs the same
+    # however many iterations one event completes.
+    left: tuple[Any, ...] = attrs.field(default=(), eq=False)
+
+
+Record = TypeVar("Record")
+
+
+def changed(record: Record, **changes: Any) -> Record:
+    """`attrs.evolve` without its per-field work, for the copies the interpreter makes on
+    every event (a run state has twenty fields). For the records of this package (frozen,
+    without __slots__); values are taken as given: no converter runs, so `steps` must
+    already be a StepMap."""
+    copy = object.__new__(type(record))
+    copy.__dict__.update(record.__dict__)
+    copy.__dict__.update(changes)
+    return copy
+
+
+def left_records(state: RunState) -> list[tuple[str, StepRecord]]:
+    """The records that left `steps` during the last event, in the order they left."""
+    chunks, chain = [], state.left
+    while chain:
+        chain, records = chain
+        chunks.append(records)
+    return [record for chunk in reversed(chunks) for record in chunk]
 
 
 def flight(key: str, attempt: int) -> str:
@@ -375,6 +411,7 @@ def state_to_json(state: RunState) -> dict[str, Any]:
     data["steps"] = {step_id: _step_to_json(record) for step_id, record in state.steps.items()}
     data["waits"] = list(state.waits)
     data["frames"] = {path: attrs.asdict(frame) for path, frame in state.frames.items()}
+    del data["left"]
     data["schema_version"] = STATE_SCHEMA
     for key in OPTIONAL_KEYS:
         if data[key] is None:
@@ -387,20 +424,31 @@ def _step_to_json(record: StepRecord) -> dict[str, Any]:
     data["attempts"] = [attrs.asdict(attempt) for attempt in record.attempts]
     if record.response is None:
         del data["response"]  # so a state.json written before api responses matches
+    progress = record.progress
+    if progress is not None and isinstance(progress.get("results"), Slots):
+        data["progress"] = {**progress, "results": progress["results"].to_list()}
     return data
+
+
+def _step_from_json(record: dict[str, Any]) -> StepRecord:
+    progress = record.get("progress")
+    if progress is not None and progress.get("items") is not None:  # a foreach's results
+        results = progress["results"]
+        progress = {**progress, "results": Slots(len(results), results)}
+    return StepRecord(
+        **{
+            **record,
+            "attempts": tuple(Attempt(**attempt) for attempt in record["attempts"]),
+            "progress": progress,
+        }
+    )
 
 
 def state_from_json(data: dict[str, Any]) -> RunState:
     fields = {name: data[name] for name in attrs.fields_dict(RunState) if name in data}
-    fields["steps"] = {
-        step_id: StepRecord(
-            **{
-                **record,
-                "attempts": tuple(Attempt(**attempt) for attempt in record["attempts"]),
-            }
-        )
-        for step_id, record in data.get("steps", {}).items()
-    }
+    fields["steps"] = StepMap(
+        (step_id, _step_from_json(record)) for step_id, record in data.get("steps", {}).items()
+    )
     fields["waits"] = tuple(data.get("waits", ()))
     fields["frames"] = {path: Frame(**frame) for path, frame in data.get("frames", {}).items()}
     return RunState(**fields)

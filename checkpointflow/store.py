@@ -19,7 +19,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -78,6 +78,12 @@ class RunFolder:
         """Paths, relative to the run folder, of one attempt's captured stdout and stderr."""
         folder = step_folder(step_id)
         return f"steps/{folder}/{attempt}.stdout", f"steps/{folder}/{attempt}.stderr"
+
+    def scratch_files(self, step_id: str, attempt: int) -> tuple[Path, Path]:
+        """Where an attempt's stdout and stderr are written first: beside the step folders,
+        so that a quick command printing nothing costs no folder (see `place_output`)."""
+        name = f".{step_folder(step_id)}.{attempt}"
+        return self.path / "steps" / f"{name}.stdout", self.path / "steps" / f"{name}.stderr"
 
 
 MAX_FOLDER_NAME = 200  # bytes; file systems allow 255
@@ -182,6 +188,51 @@ def note_process_group(path: Path, group: int) -> None:
         os.close(descriptor)
 
 
+def settle_output(folder: RunFolder, step_id: str, attempt: int) -> None:
+    """A command that runs long writes its output in its place (steps/<key>/<n>.stdout),
+    where it can be watched and where a crash leaves it; best effort, like the note of
+    its process group."""
+    with contextlib.suppress(OSError):
+        (folder.path / "steps" / step_folder(step_id)).mkdir(exist_ok=True)
+        for scratch, relative in zip(
+            folder.scratch_files(step_id, attempt),
+            folder.output_files(step_id, attempt),
+            strict=True,
+        ):
+            os.replace(scratch, folder.path / relative)
+
+
+def place_output(folder: RunFolder, step_id: str, attempt: int) -> tuple[str | None, str | None]:
+    """Where an attempt's output stays, once the attempt is over: a stream that printed
+    something ends at steps/<key>/<n>.stdout|.stderr (the paths returned, relative to the
+    run folder); an empty one keeps no file (None), and an empty step folder goes too."""
+    kept = []
+    for scratch, relative in zip(
+        folder.scratch_files(step_id, attempt), folder.output_files(step_id, attempt), strict=True
+    ):
+        kept.append(relative if _kept(scratch, folder.path / relative) else None)
+    with contextlib.suppress(OSError):  # not there, or holds other attempts' files
+        os.rmdir(folder.path / "steps" / step_folder(step_id))
+    return kept[0], kept[1]
+
+
+def _kept(scratch: Path, final: Path) -> bool:
+    """Whether one stream printed something; it is then at `final`, else no file is left."""
+    for path in (scratch, final):
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        if size == 0:
+            path.unlink()
+        else:
+            if path is scratch:
+                final.parent.mkdir(exist_ok=True)
+                os.replace(scratch, final)
+            return True
+    return False
+
+
 def is_locked(folder: RunFolder) -> bool:
     """Whether some process holds the run's lock right now (it is being advanced)."""
     try:
@@ -197,14 +248,17 @@ def is_locked(folder: RunFolder) -> bool:
     return False
 
 
-def write_file_atomically(path: Path, data: bytes) -> None:
-    """Write a temp file beside `path`, flush, fsync, rename over, fsync the folder."""
+def write_file_atomically(path: Path, data: bytes | Iterable[bytes]) -> int:
+    """Write a temp file beside `path`, flush, fsync, rename over, fsync the folder; `data`
+    may come in pieces, written as they come. Returns the size written."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    written = 0
     try:
         with open(temporary, "wb") as handle:
-            if path.name == STATE_FILE:
-                _crash_point("state", handle, data)
-            handle.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                if path.name == STATE_FILE and not written:
+                    _crash_point("state", handle, piece)
+                written += handle.write(piece)
             handle.flush()
             if durable():
                 os.fsync(handle.fileno())
@@ -215,6 +269,7 @@ def write_file_atomically(path: Path, data: bytes) -> None:
         raise
     if durable():
         sync_folder(path.parent)
+    return written
 
 
 def sync_folder(path: Path) -> None:
@@ -243,8 +298,7 @@ def write_state(folder: RunFolder, state: dict[str, Any]) -> int:
     """Replace state.json, sealed with its own checksum; returns its size in bytes."""
     data = sealed(dumps_pretty({**state, "checksum": BLANK_CHECKSUM}))
     with persisting(folder.state_file):
-        write_file_atomically(folder.state_file, data)
-    return len(data)
+        return write_file_atomically(folder.state_file, data)
 
 
 def sealed(data: bytes) -> bytes:

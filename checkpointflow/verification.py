@@ -273,7 +273,7 @@ def check_replay(
             )
         )
     if state is not None:
-        check_checkpoint(root, folder, log, events, state, problems)
+        check_checkpoint(root, folder, log, events, state, problems, whole)
     return whole
 
 
@@ -284,8 +284,10 @@ def check_checkpoint(
     events: list[Any],
     state: dict[str, Any],
     problems: list[Problem],
+    whole: RunState | None = None,
 ) -> None:
-    """state.json is the replay of the first `seq` records, and says where record `seq` ends."""
+    """state.json is the replay of the first `seq` records, and says where record `seq` ends.
+    `whole`, when known, is the replay of every record (not computed again)."""
     name = str(folder.state_file)
     stored = {key: value for key, value in state.items() if key != "log_offset"}
     seq = stored["seq"]
@@ -296,7 +298,11 @@ def check_checkpoint(
             )
         )
         return
-    if state_to_json(history.fold(root, folder, events[:seq])) != stored:
+    if whole is not None and seq == len(events):
+        replayed = whole
+    else:
+        replayed = history.fold(root, folder, events[:seq])
+    if state_to_json(replayed) != stored:
         problems.append(
             Problem(
                 name, f"differs from the replay of the first {seq} records of events.jsonl", REBUILD

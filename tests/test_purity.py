@@ -27,6 +27,7 @@ PURE_MODULES = [
     "schema_walk",
     "text_format",  # not core, but a pure function of the envelope all the same
     "divergence",  # not core: tells one history from two in a log's bytes, without I/O
+    "persistent",
 ]
 FORBIDDEN = {
     "os",

@@ -43,3 +43,13 @@ def run_folders(cpf: Any) -> list[Path]:
     if not runs.is_dir():
         return []
     return sorted(p for p in runs.iterdir() if (p / "events.jsonl").is_file())
+
+
+def step_history(cpf: Any, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """`inspect`'s step_results grouped by step key, oldest first: the history of steps
+    whose records left state.json when their iteration, branch or sub-workflow completed."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    result = cpf("inspect", "--run-id", run_id).envelope["result"]
+    for row in result["step_results"]:
+        rows.setdefault(row["step_id"], []).append(row)
+    return rows

@@ -70,7 +70,8 @@ command: "false; echo should-not-print"
     result = start(cpf, one_step(step))
     assert result.exit_code == 30
     assert result.error_code == "ERR_STEP_FAILED"
-    assert step_output(cpf, result.envelope["run_id"], "s") == ""
+    # nothing was printed, so no output file was kept
+    assert not (cpf.run_folder(result.envelope["run_id"]) / "steps" / "s").exists()
 
 
 def test_workflow_default_shell_applies_to_all_steps(cpf):
@@ -294,7 +295,7 @@ def test_fast_command_within_timeout_succeeds(cpf):
 
 FLAKY = """
 retry: {max_attempts: 3, backoff_seconds: 0}
-command: "echo try >> attempts.txt; test $(wc -l < attempts.txt) -ge 3"
+command: "echo try >> attempts.txt; echo try; test $(wc -l < attempts.txt) -ge 3"
 """
 
 
@@ -306,9 +307,13 @@ def test_retry_until_success(cpf):
     state = inspect(cpf, run_id)["state"]
     attempts = state["steps"]["s"]["attempts"]
     assert [attempt["exit_code"] for attempt in attempts] == [1, 1, 0]
-    for number in (1, 2, 3):
-        for stream in ("stdout", "stderr"):
-            assert (cpf.run_folder(run_id) / "steps" / "s" / f"{number}.{stream}").is_file()
+    for number, attempt in enumerate(attempts, 1):
+        stdout = cpf.run_folder(run_id) / "steps" / "s" / f"{number}.stdout"
+        assert stdout.read_text() == "try\n"
+        assert attempt["stdout"] == f"steps/s/{number}.stdout"
+        # stderr stayed empty: no file, and the state says so
+        assert attempt["stderr"] is None
+        assert not (cpf.run_folder(run_id) / "steps" / "s" / f"{number}.stderr").exists()
     rows = [row for row in inspect(cpf, run_id)["step_results"] if row["step_id"] == "s"]
     assert [row["exit_code"] for row in rows] == [1, 1, 0]
 

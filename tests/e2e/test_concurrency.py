@@ -162,7 +162,11 @@ def test_eight_resumes_apply_the_event_once(cpf, body, winner_code, sleep):
     else:
         assert (status.exit_code, status.envelope["status"]) == (40, "waiting")
         assert status.envelope["wait"]["event_name"] == "again"
-    work_attempts = list((cpf.run_folder(run_id) / "steps" / "work").glob("*.stdout"))
+    work_attempts = [
+        r
+        for r in log_records(cpf, run_id)
+        if r["type"] == "step_finished" and r["payload"]["step_id"] == "work"
+    ]
     assert len(work_attempts) == 1
 
 

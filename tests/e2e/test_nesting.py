@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import HEAD, doc, inspect, start
+from e2e_helpers import HEAD, doc, inspect, start, step_history
 from http_server import Server, serving
 
 
@@ -84,7 +84,10 @@ def test_foreach_runs_the_body_once_per_item_with_item_and_index(cpf):
         assert json.loads(stdout.read_text()) == {"name": name, "index": index}
     steps = state_of(cpf, run_id)["steps"]
     assert steps["each"]["status"] == "completed"
-    assert steps["each[1].greet"]["outputs"] == {"name": "grace", "index": 1}
+    # a completed iteration's steps leave the state; the history keeps them
+    assert [key for key in steps if key.startswith("each[")] == []
+    [row] = step_history(cpf, run_id)["each[1].greet"]
+    assert (row["status"], row["outputs"]) == ("completed", {"name": "grace", "index": 1})
 
 
 def test_foreach_with_concurrency_keeps_outputs_in_item_order(cpf):
@@ -213,7 +216,10 @@ def test_foreach_without_fail_fast_runs_all_and_lists_every_failure(cpf):
     assert [detail["error"]["code"] for detail in details] == ["ERR_STEP_FAILED"] * 2
     assert [detail["error"]["step_id"] for detail in details] == ["each[1].work", "each[3].work"]
     steps = state_of(cpf, result.envelope["run_id"])["steps"]
-    assert steps["each[2].work"]["status"] == "completed"
+    assert steps["each[1].work"]["status"] == "failed"  # failed iterations stay in the state
+    assert "each[2].work" not in steps
+    [row] = step_history(cpf, result.envelope["run_id"])["each[2].work"]
+    assert row["status"] == "completed"
 
 
 def test_fail_fast_stops_running_iterations_and_starts_no_more(cpf):
@@ -360,8 +366,11 @@ def test_parallel_outputs_are_keyed_by_branch_and_start_at_steps_run_once(cpf, l
     assert sorted((cpf.cwd / "ran.log").read_text().splitlines()) == ["lint", "unit"]
     steps = state_of(cpf, result.envelope["run_id"])["steps"]
     assert steps["checks"]["status"] == "completed"
+    history = step_history(cpf, result.envelope["run_id"])
     for key in ["checks.lint.run_lint", "checks.unit.run_tests", "checks.unit.count"]:
-        assert steps[key]["status"] == "completed", key
+        assert key not in steps
+        assert [row["status"] for row in history[key]] == ["completed"], key
+    # steps of a start_at branch belong to the frame around it and stay
     assert steps["audit"]["status"] == "completed"
     assert steps["sign"]["status"] == "completed"
     assert len(steps["audit"]["attempts"]) == 1
@@ -434,7 +443,9 @@ def test_workflow_ref_is_relative_to_the_referring_file(cpf):
     assert result.envelope["result"] == {"greeting": "hello Ada"}
     steps = state_of(cpf, result.envelope["run_id"])["steps"]
     assert steps["sub"]["outputs"] == {"greeting": "hello Ada"}
-    assert steps["sub.hello"]["outputs"] == {"text": "hello Ada"}
+    assert "sub.hello" not in steps
+    [row] = step_history(cpf, result.envelope["run_id"])["sub.hello"]
+    assert row["outputs"] == {"text": "hello Ada"}
 
 
 def test_workflow_ref_follows_the_file_given_by_an_absolute_path(cpf):
@@ -769,7 +780,8 @@ steps:
     assert wait_ids(started) == ["both.ask.confirm"]
     assert (cpf.cwd / "slow.txt").exists()
     run_id = started.envelope["run_id"]
-    assert state_of(cpf, run_id)["steps"]["both.work.slow"]["status"] == "completed"
+    assert "both.work.slow" not in state_of(cpf, run_id)["steps"]  # its branch completed
+    assert [row["status"] for row in step_history(cpf, run_id)["both.work.slow"]] == ["completed"]
     done = resume_wait(cpf, run_id, "confirm", {"ok": True})
     assert done.envelope["result"] == {"ask": {"ok": True}, "work": {"done": True}}
     assert finished_steps(cpf, run_id) == ["both.work.slow"]
@@ -887,9 +899,9 @@ steps:
     ]
     assert (cpf.cwd / "rollback-bad.txt").read_text() == "ERR_STEP_FAILED\n"
     assert not (cpf.cwd / "rollback-good.txt").exists()
-    steps = state_of(cpf, result.envelope["run_id"])["steps"]
-    assert steps["each[1].deploy"]["status"] == "failed"
-    assert steps["each[1].rollback"]["status"] == "completed"
+    history = step_history(cpf, result.envelope["run_id"])
+    assert [row["status"] for row in history["each[1].deploy"]] == ["failed"]
+    assert [row["status"] for row in history["each[1].rollback"]] == ["completed"]
 
 
 def test_on_error_of_a_failing_foreach_routes_to_a_handler(cpf):
@@ -1061,9 +1073,10 @@ def test_a_nested_wait_past_its_deadline_follows_on_timeout(cpf, command, contai
     status = cpf("status", "--run-id", run_id)
     assert (status.exit_code, status.envelope["status"]) == (0, "completed")
     assert status.envelope["result"] == expected
-    steps = state_of(cpf, run_id)["steps"]
-    assert steps[key]["error"]["code"] == "ERR_TIMEOUT"
-    assert key.replace("confirm", "confirmed") not in steps
+    history = step_history(cpf, run_id)
+    assert [row["status"] for row in history[key]] == ["waiting", "failed"]
+    assert history[key][-1]["error_code"] == "ERR_TIMEOUT"
+    assert key.replace("confirm", "confirmed") not in history
 
 
 @pytest.mark.parametrize("container", ["foreach", "workflow"])
@@ -1118,9 +1131,12 @@ steps:
     assert result.envelope["result"] == [{"n": 1}, {"n": 2}]
     paths = [request["path"] for request in server.requests]
     assert paths == ["/items?name=a"] * 3 + ["/items?name=b"]
-    steps = state_of(cpf, result.envelope["run_id"])["steps"]
-    assert [a["http_status"] for a in steps["each[0].call"]["attempts"]] == [500, 503, 200]
-    assert [a["http_status"] for a in steps["each[1].call"]["attempts"]] == [200]
+    responses = [
+        (record["payload"]["step_id"], record["payload"]["status"])
+        for record in events(cpf, result.envelope["run_id"])
+        if record["type"] == "response_received"
+    ]
+    assert responses == [("each[0].call", s) for s in (500, 503, 200)] + [("each[1].call", 200)]
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -1517,10 +1533,11 @@ steps:
     result = start(cpf, body, {"rows": rows})
     assert result.exit_code == 0, result.envelope
     assert result.envelope["result"] == [["va-0", "vb-1"], ["vc-0"]]
-    steps = state_of(cpf, result.envelope["run_id"])["steps"]
+    history = step_history(cpf, result.envelope["run_id"])
     for key in ["outer[0].inner[0].cell", "outer[0].inner[1].cell", "outer[1].inner[0].cell"]:
-        assert steps[key]["status"] == "completed", key
-    assert steps["outer[0].inner"]["outputs"] == ["va-0", "vb-1"]
+        assert [row["status"] for row in history[key]] == ["completed"], key
+    assert history["outer[0].inner"][-1]["outputs"] == ["va-0", "vb-1"]
+    assert list(state_of(cpf, result.envelope["run_id"])["steps"]) == ["done", "outer", "setup"]
     stdout = (
         cpf.run_folder(result.envelope["run_id"]) / "steps" / "outer[0].inner[1].cell" / "1.stdout"
     )
@@ -1557,8 +1574,8 @@ steps:
         {"branch_1": "a-1", "branch_2": "a-2"},
         {"branch_1": "b-1", "branch_2": "b-2"},
     ]
-    steps = state_of(cpf, result.envelope["run_id"])["steps"]
-    assert steps["each[1].checks.branch_2.two"]["outputs"] == "b-2"
+    [row] = step_history(cpf, result.envelope["run_id"])["each[1].checks.branch_2.two"]
+    assert row["outputs"] == "b-2"
 
 
 # --- replay after concurrency -------------------------------------------------------------------

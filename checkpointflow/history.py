@@ -19,6 +19,7 @@ from checkpointflow.errors import InternalFailure, PersistenceFailure, Validatio
 from checkpointflow.interpreter import advance, wait_deadline
 from checkpointflow.model import Workflow
 from checkpointflow.state import (
+    OLDER_STATE_SCHEMAS,
     Event,
     RunRetried,
     RunStarted,
@@ -214,6 +215,8 @@ def _checkpoint(folder: store.RunFolder) -> tuple[RunState, int] | None:
         data = store.read_state(folder)
         if not data or "log_offset" not in data:
             return None
+        if data.get("schema_version") in OLDER_STATE_SCHEMAS:
+            return None  # an older checkpoint format: the log rebuilds the state
         offset = int(data.pop("log_offset"))
         return state_from_json(data), offset
     except (PersistenceFailure, KeyError, TypeError, ValueError):

@@ -15,7 +15,10 @@ import attrs
 
 from checkpointflow.persistent import Slots, StepMap
 
-STATE_SCHEMA = "checkpointflow-state/v1"
+STATE_SCHEMA = "checkpointflow-state/v2"
+# v1 kept the steps of completed iterations, branches and sub-workflows; a v1 state.json is
+# an older checkpoint: readers rebuild the state from the log (the record) instead.
+OLDER_STATE_SCHEMAS = ("checkpointflow-state/v1",)
 
 # Run statuses.
 RUNNING = "running"

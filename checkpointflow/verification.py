@@ -25,6 +25,7 @@ from checkpointflow.inbox import Inbox
 from checkpointflow.model import Workflow
 from checkpointflow.state import (
     EVENT_TYPES,
+    OLDER_STATE_SCHEMAS,
     RunState,
     event_from_record,
     flight_parts,
@@ -289,6 +290,8 @@ def check_checkpoint(
     """state.json is the replay of the first `seq` records, and says where record `seq` ends.
     `whole`, when known, is the replay of every record (not computed again)."""
     name = str(folder.state_file)
+    if state.get("schema_version") in OLDER_STATE_SCHEMAS:
+        return  # an older checkpoint format, not compared: readers rebuild it from the log
     stored = {key: value for key, value in state.items() if key != "log_offset"}
     seq = stored["seq"]
     if seq > len(events):

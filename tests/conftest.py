@@ -164,7 +164,7 @@ def check_run_folders(root: Path) -> None:
     every command reports (checkpoint plus the events logged after it).
     """
     from checkpointflow import history, store
-    from checkpointflow.state import event_from_record, state_to_json
+    from checkpointflow.state import OLDER_STATE_SCHEMAS, event_from_record, state_to_json
 
     runs = root / "runs"
     if not runs.is_dir():
@@ -177,9 +177,11 @@ def check_run_folders(root: Path) -> None:
         for record in records:
             EVENT(record)
         assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+        stored = None
         if (path / "state.json").exists():
             stored = json.loads((path / "state.json").read_text())
             STATE(stored)
+        if stored is not None and stored["schema_version"] not in OLDER_STATE_SCHEMAS:
             offset = stored.pop("log_offset")
             stored.pop("checksum", None)  # the file's seal, not part of the state
             prefix = [event_from_record(r) for r in records[: stored["seq"]]]

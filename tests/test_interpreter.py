@@ -944,7 +944,7 @@ def test_replay_equals_folding_advance() -> None:
 def test_state_json_round_trip() -> None:
     run = full_scenario()
     data = state_to_json(run.s)
-    assert data["schema_version"] == "checkpointflow-state/v1"
+    assert data["schema_version"] == "checkpointflow-state/v2"
     text = json.dumps(data)
     assert state_from_json(json.loads(text)) == run.s
     assert state_from_json(data) == run.s

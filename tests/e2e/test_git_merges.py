@@ -199,7 +199,7 @@ def test_a_merge_strategy_that_favours_one_side_still_keeps_both_logs(cpf, tmp_p
     if strategy == "ours":  # Bob's rejection stays; Alice's deploy is recorded, files aside
         assert (envelope["status"], envelope["result"]["kept"]) == ("completed", "ours")
         moved = {f["file"]: f["kept_at"] for f in envelope["result"]["files"]}
-        assert set(moved) == {"steps/deploy/1.stdout", "steps/deploy/1.stderr"}
+        assert set(moved) == {"steps/deploy/1.stdout"}  # an empty stderr leaves no file
         assert (clones.folder / moved["steps/deploy/1.stdout"]).read_text() == "deploying now\n"
         assert not (clones.folder / "steps" / "deploy").exists() or not any(
             (clones.folder / "steps" / "deploy").iterdir()
@@ -238,11 +238,11 @@ def test_a_merge_that_took_one_side_leaves_files_that_verify_reports(cpf, tmp_pa
     run_id, b = clones.run_id, clones.cpf_b
     assert b("status", "--run-id", run_id).envelope["result"] == "rejected"  # Bob's history
     stray = [p for p in verify_problems(b, run_id) if "no event" in p["problem"]]
-    assert sorted(Path(p["file"]).name for p in stray) == ["1.stderr", "1.stdout"]
+    assert sorted(Path(p["file"]).name for p in stray) == ["1.stdout"]  # stderr was empty
     assert all("cpf reconcile" in p["fix"] for p in stray)
     envelope = reconciled(b, run_id)
     assert envelope["result"]["kept"] == "log" and envelope["result"]["other_events"] == 0
-    assert len(envelope["result"]["files"]) == 2
+    assert len(envelope["result"]["files"]) == 1
     assert b("verify", "--run-id", run_id).exit_code == 0
     again = b("reconcile", "--run-id", run_id)
     assert again.exit_code == 0 and again.envelope["result"] == {"reconciled": False}

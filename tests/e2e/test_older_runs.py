@@ -1,9 +1,11 @@
 """Runs written by an earlier version of `cpf` stay readable and resumable: a waiting run
 folder kept in tests/fixtures/runs (made before api responses, workflow names, signals and
-fall-through transitions were recorded) verifies, reports and finishes here."""
+fall-through transitions were recorded, with a state.json in the v1 form that still held
+the steps of completed iterations) verifies, reports and finishes here."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -33,6 +35,8 @@ def test_an_older_waiting_run_resumes_to_its_end(cpf):
     assert done.envelope["status"] == "completed", done.envelope
     assert done.envelope["result"] == {"artifact": "app.tar", "decision": "approve"}
     assert cpf("verify", "--run-id", run_id).exit_code == 0
+    state = json.loads((cpf.run_folder(run_id) / "state.json").read_text())
+    assert state["schema_version"] == "checkpointflow-state/v2"  # rewritten in today's form
 
 
 def test_an_older_run_lists_with_the_new_ones(cpf):

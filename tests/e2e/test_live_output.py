@@ -28,7 +28,7 @@ def handshake(cwd: Path, then: str = "") -> str:
     steps:
       - id: build
         kind: cli
-        command: echo first; while [ ! -e {cwd}/go ]; do sleep 0.05; done; echo second
+        command: echo first; n=0; while [ ! -e {cwd}/go ] && [ $n -lt 3000 ]; do n=$((n+1)); sleep 0.05; done; echo second
     {then}
     """
 

@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT_EVERY_EVENTS = 100
 CHECKPOINT_EVERY_SECONDS = 2.0
-CHECKPOINT_SHARE = 0.05  # at most this share of a long run's time goes to checkpoints
+CHECKPOINT_SHARE = 0.02  # at most this share of a long run's time goes to checkpoints
 DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 OPPORTUNISTIC_OUTPUT_BYTES = 1024 * 1024
 STDERR_TAIL_BYTES = 2000

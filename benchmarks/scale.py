@@ -183,25 +183,28 @@ class Scale:
         return {**self.env, "CHECKPOINTFLOW_BASE_DIR": str(root)}
 
     def runs(self, workflow: Path, sizes: tuple[int, ...], reps: int, case: str) -> None:
-        """`cpf run` at each size, each tool, `reps` times (tools interleaved)."""
-        for size in sizes:
-            samples: dict[str, list[Sample]] = {name: [] for name, _ in self.tools}
-            disk: dict[str, str] = {}
-            for _ in range(reps):
+        """`cpf run` at each size, each tool, `reps` times. Tools alternate at each size,
+        and every repetition walks the sizes the other way round, so a change of load on
+        the machine lands on small and large sizes alike."""
+        samples: dict[tuple[str, int], list[Sample]] = {}
+        disk: dict[tuple[str, int], str] = {}
+        for rep in range(reps):
+            for size in sizes if rep % 2 == 0 else tuple(reversed(sizes)):
                 for name, cpf in self.tools:
                     root = self.root(f"{case}-{size}-{name}")
                     flow = workflow if case == "foreach" else self.work / f"steps-{size}.yaml"
                     data = items(size, self.work) if case == "foreach" else "{}"
                     argv = [cpf, "run", "-f", str(flow), "--input", data]
-                    say(f"{case} {size:,} {name}")
-                    samples[name].append(timed(argv, self.run_env(root), self.work, {0}))
+                    say(f"{case} {size:,} {name} (repetition {rep + 1})")
+                    sample = timed(argv, self.run_env(root), self.work, {0})
+                    samples.setdefault((name, size), []).append(sample)
                     size_bytes, entries = folder_size(root)
-                    disk[name] = f"{size_bytes / 1e6:.1f} MB in {entries:,} entries"
+                    disk[(name, size)] = f"{size_bytes / 1e6:.1f} MB in {entries:,} entries"
                     shutil.rmtree(root, ignore_errors=True)
-            for name, _ in self.tools:
-                curve = self.curve(case, name)
-                curve.points[size] = median_sample(samples[name])
-                curve.notes[size] = disk[name]
+        for (name, size), taken in samples.items():
+            curve = self.curve(case, name)
+            curve.points[size] = median_sample(taken)
+            curve.notes[size] = disk[(name, size)]
 
     def curve(self, case: str, tool: str) -> Curve:
         for curve in self.curves:
